@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The README's test command: install dependencies, build the `ci` preset (release, -Werror) and
+# the `ci-dev` preset (ASan+UBSan, -Werror), and run the unit, golden and CLI tests of both with
+# CTest (which prints its summary line).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install_deps.sh
+jobs=$(nproc)
+status=0
+for preset in ci ci-dev; do
+    echo "=== preset $preset ==="
+    cmake --preset "$preset" >/dev/null
+    cmake --build --preset "$preset" -j "$jobs"
+    ctest --preset "$preset" -j "$jobs" || status=1
+done
+exit $status

@@ -1,0 +1,104 @@
+// Shared CLI helpers (see common.h).
+#include "cli/common.h"
+
+#include <fmt/format.h>
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/parallel.h"
+#include "io/npy.h"
+
+namespace polymoe::cli {
+
+TokenMatrix read_token_matrix(const std::string& path, const std::string& what, int64_t lo,
+                              int64_t hi) {
+    TokenMatrix m;
+    std::vector<int64_t> values;
+    if (path.size() >= 4 && path.substr(path.size() - 4) == ".npy") {
+        io::NpyArray a = io::read_npy(path);
+        if (!a.is_integer())
+            fail("cli", "{} {}: expected an integer array, found dtype {}", what, path, a.descr);
+        if (a.shape.size() == 1) {
+            m.B = 1;
+            m.S = a.shape[0];
+        } else if (a.shape.size() == 2) {
+            m.B = a.shape[0];
+            m.S = a.shape[1];
+        } else {
+            fail("cli", "{} {}: expected shape [S] or [B, S], found {} dimensions", what, path,
+                 a.shape.size());
+        }
+        for (int64_t i = 0; i < a.numel(); ++i) values.push_back(a.get_int(i));
+    } else {
+        std::ifstream in(path);
+        if (!in) fail("cli", "{} {}: cannot open file", what, path);
+        std::string line;
+        int64_t lineno = 0;
+        while (std::getline(in, line)) {
+            ++lineno;
+            if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+            std::istringstream ss(line);
+            std::string tok;
+            int64_t n = 0;
+            while (ss >> tok) {
+                size_t used = 0;
+                int64_t v = 0;
+                try {
+                    v = std::stoll(tok, &used);
+                } catch (const std::exception&) {
+                    used = 0;
+                }
+                if (used != tok.size())
+                    fail("cli", "{} {} line {}: expected an integer, found \"{}\"", what, path,
+                         lineno, tok);
+                values.push_back(v);
+                ++n;
+            }
+            if (m.B > 0 && n != m.S)
+                fail("cli", "{} {} line {}: expected {} values like line 1 (ragged input), found {}",
+                     what, path, lineno, m.S, n);
+            m.S = n;
+            ++m.B;
+        }
+    }
+    if (m.B == 0 || m.S == 0) fail("cli", "{} {}: expected at least one value, found none", what, path);
+    m.data.resize(values.size());
+    for (size_t i = 0; i < values.size(); ++i) {
+        if (values[i] < lo || values[i] >= hi)
+            fail("cli", "{} {}: value at row {} position {}: expected {} <= value < {}, found {}",
+                 what, path, static_cast<int64_t>(i) / m.S, static_cast<int64_t>(i) % m.S, lo, hi,
+                 values[i]);
+        m.data[i] = static_cast<int32_t>(values[i]);
+    }
+    return m;
+}
+
+void write_run_json(const std::string& path, const std::string& command,
+                    const nlohmann::json& options, const nlohmann::json& extra) {
+    nlohmann::json j;
+    j["schema"] = "polymoe.run/1";
+    j["command"] = command;
+    j["options"] = options;
+    j["git_commit"] = POLYMOE_GIT_COMMIT;
+    const dnnl_version_t* v = dnnl_version();
+    j["versions"] = {{"onednn", fmt::format("{}.{}.{}", v->major, v->minor, v->patch)},
+                     {"compiler", __VERSION__}};
+    j["threads"] = num_threads();
+    for (auto it = extra.begin(); it != extra.end(); ++it) j[it.key()] = it.value();
+    std::ofstream out(path);
+    if (!out) fail("cli", "cannot write {}", path);
+    out << j.dump(2) << "\n";
+}
+
+void add_threads_option(CLI::App* app, int* threads) {
+    app->add_option("--threads", *threads, "worker threads (default: all cores)")
+        ->check(CLI::NonNegativeNumber);
+}
+
+void apply_threads(int threads) { set_num_threads(threads); }
+
+}  // namespace polymoe::cli

@@ -1,0 +1,32 @@
+// Helpers shared by the subcommands: the run record (run.json), token-matrix input (.npy or
+// text), and CLI11 conventions (every command has --threads; unknown flags are usage errors).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace polymoe::cli {
+
+// A [B, S] int matrix read from .npy ([S] or [B, S], any integer dtype) or text (one row per
+// line, ints separated by spaces, all rows the same length).
+struct TokenMatrix {
+    int64_t B = 0, S = 0;
+    std::vector<int32_t> data;
+};
+// `what` names the flag in messages ("--tokens"); values must lie in [lo, hi).
+TokenMatrix read_token_matrix(const std::string& path, const std::string& what, int64_t lo,
+                              int64_t hi);
+
+// Writes run.json: the command, its effective options, git commit, versions, and `extra`
+// (e.g. the model config). `path` is DIR/run.json or FILE.run.json.
+void write_run_json(const std::string& path, const std::string& command,
+                    const nlohmann::json& options, const nlohmann::json& extra);
+
+// Adds --threads N to a subcommand; apply_threads() sets it before the work starts.
+void add_threads_option(CLI::App* app, int* threads);
+void apply_threads(int threads);
+
+}  // namespace polymoe::cli

@@ -1,0 +1,60 @@
+// Causal GQA attention forward (see attention.h). Parallel over (batch, head, query) rows; each
+// row's softmax and weighted sum run in a fixed order, so results do not depend on threads.
+#include "kernels/cpu/attention.h"
+
+#include <cmath>
+#include <vector>
+
+#include "core/parallel.h"
+
+namespace polymoe::kernels {
+
+void attention_forward(float* out, const float* q, const float* k, const float* v,
+                       const int32_t* mask, int64_t B, int64_t S, int64_t NH, int64_t KVH,
+                       int64_t HD) {
+    const int64_t group = NH / KVH, qw = NH * HD, kw = KVH * HD;
+    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(HD)));
+    parallel_for(B * NH * S, 4, [&](int64_t begin, int64_t end, int) {
+        std::vector<float> p(static_cast<size_t>(S));
+        std::vector<float> acc(static_cast<size_t>(HD));
+        for (int64_t job = begin; job < end; ++job) {
+            const int64_t i = job % S, h = (job / S) % NH, b = job / (S * NH);
+            const float* qi = q + (b * S + i) * qw + h * HD;
+            const float* kb = k + b * S * kw + (h / group) * HD;
+            const float* vb = v + b * S * kw + (h / group) * HD;
+            float mx = -INFINITY;
+            for (int64_t j = 0; j <= i; ++j) {
+                if (mask && mask[b * S + j] == 0) {
+                    p[j] = -INFINITY;
+                    continue;
+                }
+                const float* kj = kb + j * kw;
+                float d = 0.0f;
+                for (int64_t c = 0; c < HD; ++c) d += qi[c] * kj[c];
+                p[j] = d * scale;
+                mx = std::max(mx, p[j]);
+            }
+            float* o = out + (b * S + i) * qw + h * HD;
+            if (mx == -INFINITY) {
+                for (int64_t c = 0; c < HD; ++c) o[c] = 0.0f;
+                continue;
+            }
+            double sum = 0.0;
+            for (int64_t j = 0; j <= i; ++j) {
+                p[j] = p[j] == -INFINITY ? 0.0f : std::exp(p[j] - mx);
+                sum += p[j];
+            }
+            const float inv = static_cast<float>(1.0 / sum);
+            for (int64_t c = 0; c < HD; ++c) acc[c] = 0.0f;
+            for (int64_t j = 0; j <= i; ++j) {
+                if (p[j] == 0.0f) continue;
+                const float pj = p[j] * inv;
+                const float* vj = vb + j * kw;
+                for (int64_t c = 0; c < HD; ++c) acc[c] += pj * vj[c];
+            }
+            for (int64_t c = 0; c < HD; ++c) o[c] = acc[c];
+        }
+    });
+}
+
+}  // namespace polymoe::kernels

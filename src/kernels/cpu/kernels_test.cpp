@@ -1,0 +1,238 @@
+// Each production kernel against its scalar double reference (kernels/ref/ops.h) on awkward
+// sizes (1, odd, vector width +-1, 2048 columns), with max-normalised tolerances that a wrong
+// variant fails (negative controls in the same test). Inputs come from the counter RNG.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "core/parallel.h"
+#include "core/rng.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/losses.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/moe.h"
+#include "kernels/cpu/rmsnorm.h"
+#include "kernels/cpu/rope.h"
+#include "kernels/cpu/router.h"
+#include "kernels/ref/ops.h"
+
+namespace polymoe::kernels {
+namespace {
+
+std::vector<float> randn(int64_t n, uint64_t seed, double scale = 1.0) {
+    std::vector<float> v(static_cast<size_t>(n));
+    const uint64_t key = rng_key(seed, "kernels_test");
+    for (int64_t i = 0; i < n; ++i) v[i] = static_cast<float>(scale * rng_normal(key, i));
+    return v;
+}
+
+std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+
+// max |a - b| / max(max |b|, tiny): the comparison every kernel test uses.
+template <typename A, typename B>
+double rel_err(const A& a, const B& b) {
+    double d = 0, m = 1e-30;
+    for (size_t i = 0; i < b.size(); ++i) {
+        d = std::max(d, std::abs(double(a[i]) - double(b[i])));
+        m = std::max(m, std::abs(double(b[i])));
+    }
+    return d / m;
+}
+
+constexpr double kTol = 2e-6;  // f32 kernels vs double: a few f32 ulps of the largest value
+
+TEST(Linear, MatchesReferenceOnAwkwardSizes) {
+    for (int64_t M : {1, 7, 33})
+        for (int64_t N : {1, 5, 17, 64})
+            for (int64_t K : {1, 3, 16, 65})
+                for (bool bias : {false, true}) {
+                    auto x = randn(M * K, 1), w = randn(N * K, 2), b = randn(N, 3);
+                    std::vector<float> out(M * N);
+                    linear_forward(out.data(), x.data(), w.data(), bias ? b.data() : nullptr, M, N, K);
+                    auto xd = to_double(x), wd = to_double(w), bd = to_double(b);
+                    std::vector<double> ref(M * N), mag(M * N);
+                    ref::linear(ref.data(), xd.data(), wd.data(), bias ? bd.data() : nullptr, M, N, K);
+                    // Error bound scale: sum of |terms| (cancellation makes |ref| alone too small).
+                    for (auto* v : {&xd, &wd, &bd})
+                        for (auto& e : *v) e = std::abs(e);
+                    ref::linear(mag.data(), xd.data(), wd.data(), bias ? bd.data() : nullptr, M, N, K);
+                    double err = 0, scale = 0;
+                    for (int64_t i = 0; i < M * N; ++i) {
+                        err = std::max(err, std::abs(out[i] - ref[i]));
+                        scale = std::max(scale, mag[i]);
+                    }
+                    EXPECT_LT(err / scale, kTol) << M << "x" << N << "x" << K << " bias " << bias;
+                }
+}
+
+TEST(Linear, StridedInputAndNegativeControl) {
+    const int64_t M = 9, N = 12, K = 20, ld = 31;
+    auto x = randn(M * ld, 4), w = randn(N * K, 5);
+    std::vector<float> out(M * N);
+    linear_forward(out.data(), x.data(), w.data(), nullptr, M, N, K, ld);
+    std::vector<double> xd(M * K), wd = to_double(w), ref(M * N);
+    for (int64_t m = 0; m < M; ++m)
+        for (int64_t k = 0; k < K; ++k) xd[m * K + k] = x[m * ld + k];
+    ref::linear(ref.data(), xd.data(), wd.data(), static_cast<const double*>(nullptr), M, N, K);
+    EXPECT_LT(rel_err(out, ref), kTol);
+    // Negative control: ignoring the stride must fail the same comparison.
+    linear_forward(out.data(), x.data(), w.data(), nullptr, M, N, K);
+    EXPECT_GT(rel_err(out, ref), 1e-2);
+}
+
+TEST(RmsNorm, FullWidthMatchesReferenceAndPerHeadDoesNot) {
+    for (int64_t cols : {1, 7, 16, 33, 2048}) {
+        const int64_t rows = 5;
+        auto x = randn(rows * cols, 6, 3.0), w = randn(cols, 7);
+        std::vector<float> y(rows * cols), rstd(rows);
+        rmsnorm_forward(y.data(), rstd.data(), x.data(), w.data(), rows, cols, 1e-5f);
+        auto xd = to_double(x), wd = to_double(w);
+        std::vector<double> ref(rows * cols);
+        ref::rmsnorm(ref.data(), xd.data(), wd.data(), rows, cols, 1e-5);
+        EXPECT_LT(rel_err(y, ref), kTol) << cols;
+        // In place (y aliases x), as the q/k norms run.
+        rmsnorm_forward(x.data(), nullptr, x.data(), w.data(), rows, cols, 1e-5f);
+        EXPECT_EQ(rel_err(x, y), 0.0);
+        if (cols == 16) {  // negative control: per-head (4 x 4) normalisation
+            ref::rmsnorm(ref.data(), xd.data(), wd.data(), rows, cols, 1e-5, 4);
+            EXPECT_GT(rel_err(y, ref), 1e-3);
+        }
+    }
+}
+
+TEST(Rope, RotateHalfMatchesReferenceAndInterleavedDoesNot) {
+    for (int64_t HD : {2, 8, 64}) {
+        const int64_t B = 2, S = 13, heads = 3;
+        auto x = randn(B * S * heads * HD, 8);
+        auto xd = to_double(x), xi = xd;
+        RopeTable tab = rope_table(S, HD, 10000.0);
+        rope_forward(x.data(), tab, B, S, heads, HD);
+        ref::rope(xd.data(), B, S, heads, HD, 10000.0);
+        EXPECT_LT(rel_err(x, xd), kTol) << HD;
+        if (HD >= 8) {
+            ref::rope(xi.data(), B, S, heads, HD, 10000.0, /*interleaved=*/true);
+            EXPECT_GT(rel_err(x, xi), 1e-3);
+        }
+    }
+}
+
+TEST(Attention, CausalGqaWithPaddingMatchesReference) {
+    for (int64_t S : {1, 7, 17})
+        for (int64_t KVH : {4, 2, 1})
+            for (bool use_mask : {false, true}) {
+                const int64_t B = 2, NH = 4, HD = 8;
+                auto q = randn(B * S * NH * HD, 9), k = randn(B * S * KVH * HD, 10),
+                     v = randn(B * S * KVH * HD, 11);
+                std::vector<int32_t> mask(B * S, 1);
+                for (int64_t s = S / 2 + 1; s < S; ++s) mask[S + s] = 0;  // row 1 right-padded
+                const int32_t* m = use_mask ? mask.data() : nullptr;
+                std::vector<float> out(B * S * NH * HD);
+                attention_forward(out.data(), q.data(), k.data(), v.data(), m, B, S, NH, KVH, HD);
+                auto qd = to_double(q), kd = to_double(k), vd = to_double(v);
+                std::vector<double> ref(out.size());
+                ref::attention(ref.data(), qd.data(), kd.data(), vd.data(), m, B, S, NH, KVH, HD);
+                EXPECT_LT(rel_err(out, ref), kTol) << S << " " << KVH << " " << use_mask;
+            }
+}
+
+TEST(Router, SoftmaxTopkMatchesReference) {
+    for (int64_t E : {4, 8, 64})
+        for (int64_t K : {1, 2, 8})
+            for (bool renorm : {false, true}) {
+                if (K > E) continue;
+                const int64_t T = 37;
+                auto z = randn(T * E, 12, 2.0);
+                std::vector<float> p(T * E), w(T * K), margin(T), lse(T);
+                std::vector<int32_t> idx(T * K), ridx(T * K);
+                router_forward(p.data(), idx.data(), w.data(), margin.data(), lse.data(), z.data(), T,
+                               E, K, renorm);
+                auto zd = to_double(z);
+                std::vector<double> rp(T * E), rw(T * K), rm(T), rl(T);
+                ref::router(rp.data(), ridx.data(), rw.data(), rm.data(), rl.data(), zd.data(), T, E,
+                            K, renorm);
+                EXPECT_LT(rel_err(p, rp), kTol);
+                EXPECT_LT(rel_err(margin, rm), 1e-5);
+                EXPECT_LT(rel_err(lse, rl), kTol);
+                EXPECT_EQ(idx, ridx) << "E " << E << " K " << K;  // random logits: no near ties
+                EXPECT_LT(rel_err(w, rw), kTol);
+                if (!renorm && K > 1 && K < E) {  // negative control: renormalised weights
+                    ref::router(rp.data(), ridx.data(), rw.data(), rm.data(), rl.data(), zd.data(), T,
+                                E, K, true);
+                    EXPECT_GT(rel_err(w, rw), 1e-2);
+                }
+            }
+}
+
+TEST(Moe, DroplessSwigluMatchesReference) {
+    for (int64_t T : {1, 9, 40}) {
+        const int64_t H = 16, I = 8, E = 8, K = 2;
+        auto x = randn(T * H, 13), wg = randn(E * I * H, 14, 0.3), wu = randn(E * I * H, 15, 0.3),
+             wd = randn(E * H * I, 16, 0.3), z = randn(T * E, 17);
+        std::vector<float> p(T * E), w(T * K), out(T * H);
+        std::vector<int32_t> idx(T * K);
+        router_forward(p.data(), idx.data(), w.data(), nullptr, nullptr, z.data(), T, E, K, false);
+        MoeWorkspace ws;
+        moe_forward(out.data(), ws, x.data(), idx.data(), w.data(), wg.data(), wu.data(), wd.data(),
+                    T, H, I, E, K);
+        auto xd = to_double(x), wdd = to_double(w);
+        std::vector<double> ref(T * H);
+        ref::moe(ref.data(), xd.data(), idx.data(), wdd.data(), wg.data(), wu.data(), wd.data(), T,
+                 H, I, K);
+        EXPECT_LT(rel_err(out, ref), kTol) << T;
+        int64_t rows = 0;
+        for (int64_t e = 0; e < E; ++e) rows += ws.count[e];
+        EXPECT_EQ(rows, T * K);
+    }
+}
+
+TEST(Losses, CrossEntropyAndRouterLossesMatchDefinitions) {
+    const int64_t T = 11, V = 50, E = 4, K = 2, L = 2;
+    auto logits = randn(T * V, 18, 3.0);
+    std::vector<int32_t> targets(T);
+    for (int64_t t = 0; t < T; ++t) targets[t] = t % 3 == 2 ? -100 : static_cast<int32_t>((t * 7) % V);
+    std::vector<double> rows(T);
+    int64_t n = 0;
+    const double ce = cross_entropy_forward(rows.data(), logits.data(), targets.data(), T, V, &n);
+    auto ld = to_double(logits);
+    EXPECT_NEAR(ce, ref::cross_entropy(ld.data(), targets.data(), T, V), 1e-12);
+    EXPECT_EQ(n, 8);
+    // Perfectly balanced routing with uniform probabilities: aux = K, megablocks_lb = coef.
+    std::vector<float> probs(T * E, 0.25f), lse(T, 0.5f);
+    std::vector<int32_t> idx(T * K);
+    const int64_t Tb = 8;  // 8 rows x 2 slots over 4 experts: each expert gets 4 slots per layer
+    for (int64_t t = 0; t < Tb; ++t) {
+        idx[t * K] = static_cast<int32_t>(t % 4);
+        idx[t * K + 1] = static_cast<int32_t>((t + 2) % 4);
+    }
+    RouterLossAccumulator acc(L, E, K);
+    for (int l = 0; l < L; ++l) acc.add_layer(l, probs.data(), idx.data(), lse.data(), nullptr, Tb);
+    RouterLosses r = acc.finalize(0.01);
+    EXPECT_NEAR(r.aux, double(K), 1e-12);
+    EXPECT_NEAR(r.megablocks_lb, 0.01, 1e-12);
+    EXPECT_NEAR(r.z, 0.25, 1e-12);
+    EXPECT_NEAR(r.megablocks_z, 0.001 * 0.25 / K, 1e-12);
+}
+
+TEST(Determinism, SameThreadCountIsBitIdentical) {
+    const int64_t T = 64, H = 32, I = 16, E = 8, K = 2;
+    auto x = randn(T * H, 19), wg = randn(E * I * H, 20, 0.3), wu = randn(E * I * H, 21, 0.3),
+         wd = randn(E * H * I, 22, 0.3), z = randn(T * E, 23);
+    auto run = [&](int threads) {
+        set_num_threads(threads);
+        std::vector<float> p(T * E), w(T * K), out(T * H);
+        std::vector<int32_t> idx(T * K);
+        router_forward(p.data(), idx.data(), w.data(), nullptr, nullptr, z.data(), T, E, K, false);
+        MoeWorkspace ws;
+        moe_forward(out.data(), ws, x.data(), idx.data(), w.data(), wg.data(), wu.data(), wd.data(),
+                    T, H, I, E, K);
+        return out;
+    };
+    auto a = run(2), b = run(2), c = run(1);
+    EXPECT_EQ(a, b);
+    EXPECT_LT(rel_err(c, a), 1e-6);
+    set_num_threads(0);
+}
+
+}  // namespace
+}  // namespace polymoe::kernels

@@ -1,0 +1,85 @@
+// oneDNN-backed linear layer (see matmul.h).
+#include "kernels/cpu/matmul.h"
+
+#include <map>
+#include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <tuple>
+#include <vector>
+
+#include "core/check.h"
+#include "core/parallel.h"
+
+namespace polymoe::kernels {
+
+namespace {
+
+using dnnl::memory;
+using Dt = memory::data_type;
+
+struct Engine {
+    dnnl::engine eng{dnnl::engine::kind::cpu, 0};
+    dnnl::stream stream{eng};
+};
+
+Engine& engine() {
+    static Engine e;
+    return e;
+}
+
+// Key: weight dtype, N, K, ldin, has_bias.
+using Key = std::tuple<Dt, int64_t, int64_t, int64_t, bool>;
+
+const dnnl::matmul& primitive(Dt dt, int64_t N, int64_t K, int64_t ldin, bool bias) {
+    static std::mutex mu;
+    static std::map<Key, dnnl::matmul> cache;
+    std::lock_guard<std::mutex> lock(mu);
+    Key key{dt, N, K, ldin, bias};
+    auto it = cache.find(key);
+    if (it != cache.end()) return it->second;
+    const memory::dim rt = DNNL_RUNTIME_DIM_VAL;
+    memory::desc src({rt, K}, dt, {ldin, 1});
+    memory::desc wei({K, N}, dt, {1, K});  // w[N, K] read as its transpose
+    memory::desc dst({rt, N}, Dt::f32, {N, 1});
+    memory::desc b = bias ? memory::desc({1, N}, Dt::f32, {N, 1}) : memory::desc();
+    dnnl::matmul::desc d(src, wei, b, dst);
+    dnnl::matmul::primitive_desc pd(d, engine().eng);
+    return cache.emplace(key, dnnl::matmul(pd)).first->second;
+}
+
+}  // namespace
+
+void linear_forward(float* out, const float* in, Weight w, const float* bias, int64_t M, int64_t N,
+                    int64_t K, int64_t ldin) {
+    if (ldin < 0) ldin = K;
+    if (M == 0 || N == 0) return;
+    POLYMOE_CHECK(K > 0 && !w.empty(), "linear_forward: K = {}, weight set: {}", K, !w.empty());
+    auto& e = engine();
+    const Dt dt = w.bf16 ? Dt::bf16 : Dt::f32;
+    void* src_ptr = const_cast<float*>(in);
+    void* wei_ptr = w.bf16 ? const_cast<bf16_t*>(w.bf16) : static_cast<void*>(const_cast<float*>(w.f32));
+    int64_t ld = ldin;
+    static thread_local std::vector<bf16_t> in_bf16;
+    if (w.bf16) {  // round the input rows to bf16 (compact, stride K)
+        in_bf16.resize(static_cast<size_t>(M * K));
+        parallel_for(M, 4, [&](int64_t b, int64_t end, int) {
+            for (int64_t m = b; m < end; ++m)
+                convert_from_f32(&in_bf16[m * K], DType::BF16, in + m * ldin, K);
+        });
+        src_ptr = in_bf16.data();
+        ld = K;
+    }
+    const auto& mm = primitive(dt, N, K, ld, bias != nullptr);
+    memory src(memory::desc({M, K}, dt, {ld, 1}), e.eng, src_ptr);
+    memory wei(memory::desc({K, N}, dt, {1, K}), e.eng, wei_ptr);
+    memory dst(memory::desc({M, N}, Dt::f32, {N, 1}), e.eng, out);
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
+    if (bias)
+        args.emplace(DNNL_ARG_BIAS, memory(memory::desc({1, N}, Dt::f32, {N, 1}), e.eng,
+                                           const_cast<float*>(bias)));
+    mm.execute(e.stream, args);
+    e.stream.wait();
+}
+
+}  // namespace polymoe::kernels

@@ -1,0 +1,39 @@
+// Dense layers through oneDNN's matmul, the GEMM behind every projection, expert and the lm head.
+// PyTorch nn.Linear convention:
+//   forward:  out[M, N] = in[M, K] · w[N, K]^T (+ bias[N])
+// Weights are f32 or bf16 (`Weight`). f32 weights: f32 GEMM, f32 accumulation. bf16 weights:
+// the input rows are rounded to bf16 (RNE) and oneDNN's bf16 GEMM (AVX512-BF16) accumulates in
+// f32 and writes f32 — the "bf16 compute" mode, ~2x the f32 peak, at bf16 input precision.
+// Primitives are created once per (dtype, N, K, ldin, bias) with a run-time M and cached, so the
+// many differently sized expert GEMMs reuse one primitive. oneDNN threads with OpenMP and uses
+// num_threads() (core/parallel.h); for a fixed thread count results are bit-identical.
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace polymoe::kernels {
+
+// A weight matrix stored in f32 or in bf16: exactly one pointer is set.
+struct Weight {
+    const float* f32 = nullptr;
+    const bf16_t* bf16 = nullptr;
+    Weight() = default;
+    Weight(const float* p) : f32(p) {}  // NOLINT: implicit, f32 is the common case
+    Weight(const bf16_t* p) : bf16(p) {}  // NOLINT
+    bool empty() const { return !f32 && !bf16; }
+    // The weight `elements` further on (the next expert of a stacked array).
+    Weight offset(int64_t elements) const {
+        Weight w;
+        if (f32) w.f32 = f32 + elements;
+        if (bf16) w.bf16 = bf16 + elements;
+        return w;
+    }
+};
+
+// out: [M, N] (assigned); in: [M, K] rows with stride ldin (>= K); w: [N, K]; bias: [N] or nullptr.
+void linear_forward(float* out, const float* in, Weight w, const float* bias, int64_t M, int64_t N,
+                    int64_t K, int64_t ldin = -1);
+
+}  // namespace polymoe::kernels

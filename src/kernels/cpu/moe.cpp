@@ -1,0 +1,71 @@
+// Dropless SwiGLU MoE forward (see moe.h). The expert GEMMs go through linear_forward (oneDNN)
+// one expert at a time with all threads; gather, activation and combine are parallel over rows.
+#include "kernels/cpu/moe.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/parallel.h"
+#include "kernels/cpu/matmul.h"
+
+namespace polymoe::kernels {
+
+void moe_permute(MoeWorkspace& ws, const int32_t* topk_idx, int64_t T, int64_t E, int64_t K) {
+    ws.count.assign(static_cast<size_t>(E), 0);
+    ws.offset.assign(static_cast<size_t>(E + 1), 0);
+    ws.row_token.resize(static_cast<size_t>(T * K));
+    ws.slot_row.resize(static_cast<size_t>(T * K));
+    for (int64_t s = 0; s < T * K; ++s) ws.count[topk_idx[s]]++;
+    for (int64_t e = 0; e < E; ++e) ws.offset[e + 1] = ws.offset[e] + ws.count[e];
+    std::vector<int64_t> fill(ws.offset.begin(), ws.offset.end() - 1);
+    for (int64_t s = 0; s < T * K; ++s) {
+        const int64_t row = fill[topk_idx[s]]++;
+        ws.slot_row[s] = row;
+        ws.row_token[row] = s / K;
+    }
+}
+
+void moe_forward(float* out, MoeWorkspace& ws, const float* x, const int32_t* topk_idx,
+                 const float* topk_weight, Weight w_gate, Weight w_up, Weight w_down, int64_t T, int64_t H, int64_t I, int64_t E, int64_t K) {
+    moe_permute(ws, topk_idx, T, E, K);
+    const int64_t R = T * K;
+    ws.xg.resize(static_cast<size_t>(R * H));
+    ws.g.resize(static_cast<size_t>(R * I));
+    ws.u.resize(static_cast<size_t>(R * I));
+    ws.a.resize(static_cast<size_t>(R * I));
+    ws.y.resize(static_cast<size_t>(R * H));
+    parallel_for(R, 16, [&](int64_t b, int64_t e, int) {
+        for (int64_t r = b; r < e; ++r)
+            std::memcpy(&ws.xg[r * H], x + ws.row_token[r] * H, static_cast<size_t>(H) * 4);
+    });
+    for (int64_t e = 0; e < E; ++e) {
+        const int64_t n = ws.count[e], r0 = ws.offset[e];
+        if (n == 0) continue;
+        linear_forward(&ws.g[r0 * I], &ws.xg[r0 * H], w_gate.offset(e * I * H), nullptr, n, I, H);
+        linear_forward(&ws.u[r0 * I], &ws.xg[r0 * H], w_up.offset(e * I * H), nullptr, n, I, H);
+    }
+    parallel_for(R * I, 4096, [&](int64_t b, int64_t e, int) {
+        for (int64_t i = b; i < e; ++i) {
+            const float g = ws.g[i];
+            ws.a[i] = g / (1.0f + std::exp(-g)) * ws.u[i];
+        }
+    });
+    for (int64_t e = 0; e < E; ++e) {
+        const int64_t n = ws.count[e], r0 = ws.offset[e];
+        if (n == 0) continue;
+        linear_forward(&ws.y[r0 * H], &ws.a[r0 * I], w_down.offset(e * H * I), nullptr, n, H, I);
+    }
+    parallel_for(T, 8, [&](int64_t b, int64_t e, int) {
+        for (int64_t t = b; t < e; ++t) {
+            float* o = out + t * H;
+            for (int64_t c = 0; c < H; ++c) o[c] = 0.0f;
+            for (int64_t r = 0; r < K; ++r) {
+                const float w = topk_weight[t * K + r];
+                const float* y = &ws.y[ws.slot_row[t * K + r] * H];
+                for (int64_t c = 0; c < H; ++c) o[c] += w * y[c];
+            }
+        }
+    });
+}
+
+}  // namespace polymoe::kernels

@@ -1,0 +1,18 @@
+// MoE router as HF OlmoeSparseMoeBlock: logits = gate(x) (a linear layer, no bias, computed by
+// the caller), then per token row
+//   p = softmax(logits) over ALL E experts in float32 (max-subtracted, double sum)
+//   topk_idx = the K largest p in descending order (ties: lower expert id first)
+//   topk_weight = p[topk_idx], divided by their sum only when norm_topk_prob (OLMoE: false)
+//   margin = p_(K) - p_(K+1)  (p_(K) when K == E): how far the row is from a top-k flip
+#pragma once
+
+#include <cstdint>
+
+namespace polymoe::kernels {
+
+// probs: [T, E]; topk_idx: [T, K]; topk_weight: [T, K]; margin: [T] (may be null);
+// lse (log-sum-exp of each row, for the z-loss; may be null): [T]; logits: [T, E]
+void router_forward(float* probs, int32_t* topk_idx, float* topk_weight, float* margin, float* lse,
+                    const float* logits, int64_t T, int64_t E, int64_t K, bool norm_topk_prob);
+
+}  // namespace polymoe::kernels

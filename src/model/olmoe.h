@@ -1,0 +1,54 @@
+// The OLMoE forward pass (HF OlmoeForCausalLM), the front door of the model stage. One layer:
+//   x += o_proj(attn(rope(clip(q_norm(q_proj(rms(x))))), rope(clip(k_norm(k_proj(rms(x))))),
+//                    clip(v_proj(rms(x)))))
+//   x += moe(rms(x))
+// then logits = lm_head(rms(x)) and the losses of kernels/cpu/losses.h. Activations are
+// allocated once for a (B, S) by an explicit call and reused across calls.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/cpu/moe.h"
+#include "kernels/cpu/rope.h"
+#include "model/observer.h"
+#include "model/params.h"
+
+namespace polymoe::model {
+
+// Buffers for one forward of shape (B, S); T = B * S.
+struct Activations {
+    int64_t B = 0, S = 0;
+    std::vector<float> x;              // [T, H] residual stream
+    std::vector<float> h;              // [T, H] normed input of attention / MoE
+    std::vector<float> q, att;         // [T, NH*HD]
+    std::vector<float> k, v;           // [T, KVH*HD]
+    std::vector<float> tmp;            // [T, H] block output before the residual add
+    std::vector<float> router_logits;  // [T, E]
+    std::vector<float> probs;          // [T, E]
+    std::vector<int32_t> topk_idx;     // [T, K]
+    std::vector<float> topk_weight;    // [T, K]
+    std::vector<float> margin, lse;    // [T]
+    std::vector<float> logits;         // [T, V] (only when requested)
+    std::vector<double> ce_rows;       // [T]
+    std::vector<int32_t> targets;      // [T] shifted labels, -100 ignored
+    kernels::MoeWorkspace moe;
+    kernels::RopeTable rope;
+};
+
+// Allocates (or re-allocates for a new shape) the buffers of `a`.
+void allocate_activations(Activations& a, const OlmoeConfig& c, int64_t B, int64_t S, bool logits);
+
+struct ForwardResult {
+    double ce = 0, aux = 0, z = 0, megablocks_lb = 0, megablocks_z = 0;
+    double hf_total = 0, olmoe_total = 0;
+    int64_t ce_tokens = 0;  // rows counted in ce
+};
+
+// ids: [B, S]; mask: [B, S] (1 token, 0 padding) or null. Ids are validated (0 <= id < V,
+// polymoe::Error otherwise) before any kernel runs. Logits land in a.logits when allocated.
+ForwardResult olmoe_forward(Activations& a, const OlmoeWeights& w, const int32_t* ids,
+                            const int32_t* mask, int64_t B, int64_t S,
+                            ForwardObserver* observer = nullptr);
+
+}  // namespace polymoe::model

@@ -1,0 +1,116 @@
+// The parameter table: every OLMoE parameter with its HF name, shape, kind, layer and expert,
+// built from the config by one function. It drives init, load, save (and later the optimizer and
+// golden comparisons). Values live in one float32 slab; the experts of one layer and kind are
+// adjacent in the slab, so the HF per-expert tensors form stacked [E, I, H] / [E, H, I] arrays
+// without copies (the layout the MoE kernels want).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/dtype.h"
+#include "kernels/cpu/matmul.h"
+#include "model/config.h"
+
+namespace polymoe::model {
+
+enum class ParamKind {
+    Embedding,
+    InputNorm,
+    QProj, KProj, VProj, OProj,
+    QBias, KBias, VBias, OBias,
+    QNorm, KNorm,
+    PostNorm,
+    RouterGate,
+    ExpertGate, ExpertUp, ExpertDown,
+    FinalNorm,
+    LmHead,
+};
+
+struct ParamSpec {
+    std::string name;            // HF name, e.g. model.layers.3.mlp.experts.7.down_proj.weight
+    std::vector<int64_t> shape;  // PyTorch order
+    ParamKind kind;
+    int layer = -1;              // -1 outside the layers
+    int expert = -1;             // -1 unless an expert weight
+    int64_t offset = 0;          // element offset in the slab
+    int64_t numel = 0;
+    bool is_norm() const;        // RMSNorm weights (init to one)
+    bool is_bias() const;
+};
+
+class ParamTable {
+public:
+    explicit ParamTable(const OlmoeConfig& c);
+    const std::vector<ParamSpec>& params() const { return params_; }
+    int64_t total() const { return total_; }
+    // nullptr if `name` is not a parameter of this config.
+    const ParamSpec* find(const std::string& name) const;
+    // Offset of the first parameter of (kind, layer); for experts the stack of all E experts.
+    int64_t offset(ParamKind kind, int layer = -1) const;
+
+private:
+    std::vector<ParamSpec> params_;
+    std::unordered_map<std::string, size_t> by_name_;
+    int64_t total_ = 0;
+};
+
+// Pointers into the slab for one layer (nullptr for absent biases). GEMM weights are
+// kernels::Weight: f32, or bf16 in bf16-compute mode (the router stays f32 either way, so routing
+// decisions keep f32 logits).
+struct LayerWeights {
+    const float* input_norm;  // [H]
+    kernels::Weight q_proj;   // [NH*HD, H]
+    kernels::Weight k_proj;   // [KVH*HD, H]
+    kernels::Weight v_proj;   // [KVH*HD, H]
+    kernels::Weight o_proj;   // [H, NH*HD]
+    const float* q_bias;      // [NH*HD] or nullptr
+    const float* k_bias;      // [KVH*HD] or nullptr
+    const float* v_bias;      // [KVH*HD] or nullptr
+    const float* o_bias;      // [H] or nullptr
+    const float* q_norm;      // [NH*HD]
+    const float* k_norm;      // [KVH*HD]
+    const float* post_norm;   // [H]
+    const float* router;      // [E, H]
+    kernels::Weight exp_gate;  // [E, I, H]
+    kernels::Weight exp_up;    // [E, I, H]
+    kernels::Weight exp_down;  // [E, H, I]
+};
+
+// A model's weights: config, table and the float32 slab (plus its bf16 copy in bf16-compute
+// mode, used by the GEMMs).
+struct OlmoeWeights {
+    OlmoeConfig config;
+    ParamTable table;
+    std::vector<float> slab;
+    std::vector<bf16_t> slab_bf16;    // empty unless set_compute_bf16()
+    DType source_dtype = DType::F32;  // dtype of the checkpoint it was loaded from
+
+    explicit OlmoeWeights(const OlmoeConfig& c);
+    // Switches the GEMMs to bf16 weights and bf16-rounded inputs (f32 accumulation), from a bf16
+    // copy of the slab (exact when the checkpoint was bf16).
+    void set_compute_bf16();
+    bool compute_bf16() const { return !slab_bf16.empty(); }
+    LayerWeights layer(int l) const;
+    const float* embed() const;       // [V, H]
+    const float* final_norm() const;  // [H]
+    kernels::Weight lm_head() const;  // [V, H] (the embedding when tied)
+    float* get(const ParamSpec& p) { return slab.data() + p.offset; }
+    const float* get(const ParamSpec& p) const { return slab.data() + p.offset; }
+};
+
+// HF init: normal(0, initializer_range) for linear and embedding weights from the counter RNG
+// (core/rng.h, reproducible by tools/polymoe_rng.py), zero biases, unit norms, zero pad row.
+void init_weights(OlmoeWeights& w, uint64_t seed);
+
+// Loads an HF checkpoint directory; every tensor is validated (name, dtype, shape) before any
+// value is read. Missing, extra, wrongly shaped or typed tensors are reported by name.
+OlmoeWeights load_checkpoint(const std::string& dir);
+
+// Writes an HF checkpoint directory with tensors of `dtype` (F32 or BF16) in `num_shards` files.
+void save_checkpoint(const OlmoeWeights& w, const std::string& dir, DType dtype, int num_shards,
+                     bool overwrite = false);
+
+}  // namespace polymoe::model
