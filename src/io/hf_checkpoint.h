@@ -41,7 +41,8 @@ private:
 
 // Writes an HF checkpoint directory at `dir` (must not exist yet, or is replaced when
 // `overwrite`). Tensors are split over `num_shards` files in the given order, balanced by bytes
-// (num_shards == 1 writes model.safetensors and no index).
+// (num_shards == 1 writes model.safetensors and no index). A null generation_config writes no
+// generation_config.json.
 void write_hf_checkpoint(const std::string& dir,
                          const nlohmann::json& config,
                          const nlohmann::json& generation_config,

@@ -4,9 +4,9 @@
 // Weights are f32 or bf16 (`Weight`). f32 weights: f32 GEMM, f32 accumulation. bf16 weights:
 // the input rows are rounded to bf16 (RNE) and oneDNN's bf16 GEMM (AVX512-BF16) accumulates in
 // f32 and writes f32 — the "bf16 compute" mode, ~2x the f32 peak, at bf16 input precision.
-// Primitives are created once per (dtype, N, K, ldin, bias) with a run-time M and cached, so the
-// many differently sized expert GEMMs reuse one primitive. oneDNN threads with OpenMP and uses
-// num_threads() (core/parallel.h); for a fixed thread count results are bit-identical.
+// Primitives are created once per (dtype, M, N, K, ldin, bias) and cached. oneDNN threads with
+// OpenMP and uses num_threads() (core/parallel.h); a fixed thread count gives bit-identical
+// results.
 #pragma once
 
 #include <cstdint>
