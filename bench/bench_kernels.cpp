@@ -16,7 +16,8 @@ namespace {
 std::vector<float> randn(int64_t n, uint64_t seed) {
     std::vector<float> v(static_cast<size_t>(n));
     const uint64_t key = polymoe::rng_key(seed, "bench");
-    for (int64_t i = 0; i < n; ++i) v[i] = static_cast<float>(polymoe::rng_normal(key, i));
+    for (int64_t i = 0; i < n; ++i)
+        v[i] = static_cast<float>(polymoe::rng_normal(key, i));
     return v;
 }
 
@@ -24,18 +25,26 @@ void BM_linear_forward(benchmark::State& st) {
     const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
     auto a = randn(M * K, 1), w = randn(N * K, 2);
     std::vector<float> c(M * N);
-    for (auto _ : st) polymoe::kernels::linear_forward(c.data(), a.data(), w.data(), nullptr, M, N, K);
-    st.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(M * N * K) * double(st.iterations()),
-                                                benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+    for (auto _ : st)
+        polymoe::kernels::linear_forward(c.data(), a.data(), w.data(), nullptr, M, N, K);
+    st.counters["GFLOP/s"] =
+        benchmark::Counter(2.0 * double(M * N * K) * double(st.iterations()),
+                           benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_linear_forward)->Args({512, 1024, 2048})->Args({64, 1024, 2048})->Args({512, 2048, 2048})
-    ->Args({512, 50304, 2048})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_linear_forward)
+    ->Args({512, 1024, 2048})
+    ->Args({64, 1024, 2048})
+    ->Args({512, 2048, 2048})
+    ->Args({512, 50304, 2048})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 void BM_rmsnorm_forward(benchmark::State& st) {
     const int64_t rows = st.range(0), cols = st.range(1);
     auto x = randn(rows * cols, 3), w = randn(cols, 4);
     std::vector<float> y(rows * cols);
-    for (auto _ : st) polymoe::kernels::rmsnorm_forward(y.data(), nullptr, x.data(), w.data(), rows, cols, 1e-5f);
+    for (auto _ : st)
+        polymoe::kernels::rmsnorm_forward(y.data(), nullptr, x.data(), w.data(), rows, cols, 1e-5f);
     st.SetBytesProcessed(int64_t(st.iterations()) * rows * cols * 8);
 }
 BENCHMARK(BM_rmsnorm_forward)->Args({512, 2048})->UseRealTime();
@@ -46,7 +55,8 @@ void BM_router_forward(benchmark::State& st) {
     std::vector<float> p(T * E), w(T * K), m(T), l(T);
     std::vector<int32_t> idx(T * K);
     for (auto _ : st)
-        polymoe::kernels::router_forward(p.data(), idx.data(), w.data(), m.data(), l.data(), z.data(), T, E, K, false);
+        polymoe::kernels::router_forward(p.data(), idx.data(), w.data(), m.data(), l.data(),
+                                         z.data(), T, E, K, false);
 }
 BENCHMARK(BM_router_forward)->Args({512, 64, 8})->UseRealTime();
 
@@ -55,9 +65,11 @@ void BM_attention_forward(benchmark::State& st) {
     auto q = randn(S * NH * HD, 6), k = randn(S * NH * HD, 7), v = randn(S * NH * HD, 8);
     std::vector<float> o(S * NH * HD);
     for (auto _ : st)
-        polymoe::kernels::attention_forward(o.data(), q.data(), k.data(), v.data(), nullptr, 1, S, NH, NH, HD);
-    st.counters["GFLOP/s"] = benchmark::Counter(4.0 * double(NH * HD) * double(S) * double(S + 1) / 2 * double(st.iterations()),
-                                                benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+        polymoe::kernels::attention_forward(o.data(), q.data(), k.data(), v.data(), nullptr, 1, S,
+                                            NH, NH, HD);
+    st.counters["GFLOP/s"] = benchmark::Counter(
+        4.0 * double(NH * HD) * double(S) * double(S + 1) / 2 * double(st.iterations()),
+        benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
 }
 BENCHMARK(BM_attention_forward)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
 

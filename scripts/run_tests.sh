@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The README's test command: install dependencies, build the `ci` preset (release, -Werror) and
-# the `ci-dev` preset (ASan+UBSan, -Werror), and run the unit, golden and CLI tests of both with
+# the `ci-dev` preset (ASan+UBSan, -Werror), check formatting, and run the unit, golden and CLI tests of both with
 # CTest (which prints its summary line).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh
 jobs=$(nproc)
 status=0
+echo "=== clang-format --dry-run --Werror ==="
+git ls-files -- 'src/*.cpp' 'src/*.h' 'tests/*.cpp' 'tests/*.h' 'bench/*.cpp' \
+    | xargs -r clang-format --dry-run --Werror || status=1
 for preset in ci ci-dev; do
     echo "=== preset $preset ==="
     cmake --preset "$preset" >/dev/null

@@ -72,8 +72,10 @@ std::string machine() {
 double gemm_peak_gflops(int64_t M, int64_t N, int64_t K, bool bf16) {
     std::vector<float> a(M * K), b(N * K), c(M * N);
     const uint64_t key = rng_key(1, "bench");
-    for (size_t i = 0; i < a.size(); ++i) a[i] = float(rng_normal(key, i));
-    for (size_t i = 0; i < b.size(); ++i) b[i] = float(rng_normal(key, a.size() + i));
+    for (size_t i = 0; i < a.size(); ++i)
+        a[i] = float(rng_normal(key, i));
+    for (size_t i = 0; i < b.size(); ++i)
+        b[i] = float(rng_normal(key, a.size() + i));
     std::vector<bf16_t> bh(b.size());
     convert_from_f32(bh.data(), DType::BF16, b.data(), static_cast<int64_t>(b.size()));
     const kernels::Weight w = bf16 ? kernels::Weight(bh.data()) : kernels::Weight(b.data());
@@ -91,35 +93,47 @@ double gemm_peak_gflops(int64_t M, int64_t N, int64_t K, bool bf16) {
 std::function<void()> register_bench(CLI::App& app) {
     auto o = std::make_shared<BenchOptions>();
     CLI::App* c = app.add_subcommand("bench", "time the forward (JSON line per run)");
-    c->add_option("what", o->what, "what to time: forward")->check(CLI::IsMember({"forward"}))
+    c->add_option("what", o->what, "what to time: forward")
+        ->check(CLI::IsMember({"forward"}))
         ->capture_default_str();
-    c->add_option("--preset", o->preset, "model preset (micro, tiny, olmoe-1b-7b)")->capture_default_str();
+    c->add_option("--preset", o->preset, "model preset (micro, tiny, olmoe-1b-7b)")
+        ->capture_default_str();
     c->add_option("--set", o->sets, "override a config field, e.g. num_hidden_layers=2");
-    c->add_option("--batch", o->batch, "batch rows B")->check(CLI::PositiveNumber)->capture_default_str();
-    c->add_option("--seq", o->seq, "sequence length S")->check(CLI::PositiveNumber)->capture_default_str();
+    c->add_option("--batch", o->batch, "batch rows B")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    c->add_option("--seq", o->seq, "sequence length S")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
     c->add_option("--dtype", o->dtype, "weight dtype f32|bf16 (values rounded to bf16)")
-        ->check(CLI::IsMember({"f32", "bf16"}))->capture_default_str();
+        ->check(CLI::IsMember({"f32", "bf16"}))
+        ->capture_default_str();
     c->add_option("--compute", o->compute, "GEMM precision f32|bf16 (see forward --help)")
-        ->check(CLI::IsMember({"f32", "bf16"}))->capture_default_str();
+        ->check(CLI::IsMember({"f32", "bf16"}))
+        ->capture_default_str();
     c->add_option("--repeats", o->repeats, "timed repetitions after one warm-up")
-        ->check(CLI::PositiveNumber)->capture_default_str();
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
     c->add_option("--out", o->out, "append the JSON line to this file (default: stdout only)");
     add_threads_option(c, &o->threads);
     return [o] {
         apply_threads(o->threads);
         model::OlmoeConfig cfg = model::preset(o->preset);
-        for (const auto& s : o->sets) cfg.set_field(s);
+        for (const auto& s : o->sets)
+            cfg.set_field(s);
         cfg.validate("bench");
         model::OlmoeWeights w(cfg);
         model::init_weights(w, 1);
         if (o->dtype == "bf16")  // round weights to bf16 values, as loading a bf16 checkpoint does
-            for (float& x : w.slab) x = bf16_to_f32(f32_to_bf16(x));
+            for (float& x : w.slab)
+                x = bf16_to_f32(f32_to_bf16(x));
         if (o->compute == "bf16") w.set_compute_bf16();
         const int64_t B = o->batch, S = o->seq, T = B * S;
         std::vector<int32_t> ids(T);
         const uint64_t key = rng_key(2, "bench-tokens");
         for (int64_t i = 0; i < T; ++i)
-            ids[i] = static_cast<int32_t>(splitmix64(key + i) % uint64_t(std::min<int64_t>(cfg.vocab_size, 50280)));
+            ids[i] = static_cast<int32_t>(splitmix64(key + i) %
+                                          uint64_t(std::min<int64_t>(cfg.vocab_size, 50280)));
         model::Activations a;
         model::allocate_activations(a, cfg, B, S, true);
         model::olmoe_forward(a, w, ids.data(), nullptr, B, S);  // warm-up
@@ -137,16 +151,33 @@ std::function<void()> register_bench(CLI::App& app) {
         char date[32];
         std::time_t now = std::time(nullptr);
         std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-        nlohmann::json j = {
-            {"bench", "forward"}, {"commit", POLYMOE_GIT_COMMIT}, {"date", date},
-            {"machine", machine()}, {"preset", o->preset}, {"set", o->sets},
-            {"H", cfg.hidden_size}, {"L", cfg.num_hidden_layers}, {"E", cfg.num_experts},
-            {"K", cfg.num_experts_per_tok}, {"I", cfg.intermediate_size}, {"V", cfg.vocab_size},
-            {"B", B}, {"S", S}, {"dtype", o->dtype}, {"compute", o->compute}, {"threads", num_threads()},
-            {"repeats", o->repeats}, {"median_s", st.median}, {"p10_s", st.p10}, {"p90_s", st.p90},
-            {"tokens_per_s", double(T) / st.median}, {"gflop_per_token", flops / double(T) / 1e9},
-            {"gflops", gflops}, {"gemm_ref_gflops", peak}, {"share_of_gemm_ref", gflops / peak},
-            {"peak_rss_mib", peak_rss_mib()}};
+        nlohmann::json j = {{"bench", "forward"},
+                            {"commit", POLYMOE_GIT_COMMIT},
+                            {"date", date},
+                            {"machine", machine()},
+                            {"preset", o->preset},
+                            {"set", o->sets},
+                            {"H", cfg.hidden_size},
+                            {"L", cfg.num_hidden_layers},
+                            {"E", cfg.num_experts},
+                            {"K", cfg.num_experts_per_tok},
+                            {"I", cfg.intermediate_size},
+                            {"V", cfg.vocab_size},
+                            {"B", B},
+                            {"S", S},
+                            {"dtype", o->dtype},
+                            {"compute", o->compute},
+                            {"threads", num_threads()},
+                            {"repeats", o->repeats},
+                            {"median_s", st.median},
+                            {"p10_s", st.p10},
+                            {"p90_s", st.p90},
+                            {"tokens_per_s", double(T) / st.median},
+                            {"gflop_per_token", flops / double(T) / 1e9},
+                            {"gflops", gflops},
+                            {"gemm_ref_gflops", peak},
+                            {"share_of_gemm_ref", gflops / peak},
+                            {"peak_rss_mib", peak_rss_mib()}};
         const std::string line = j.dump();
         fmt::print("{}\n", line);
         if (!o->out.empty()) {

@@ -23,8 +23,15 @@ class RouterDump : public model::ForwardObserver {
 public:
     std::map<std::string, std::vector<float>> f32;
     std::map<std::string, std::vector<int64_t>> i64;
-    void on_router(int l, int64_t T, int64_t E, int64_t K, const float* logits, const float* probs,
-                   const int32_t* idx, const float* w, const float* margin) override {
+    void on_router(int l,
+                   int64_t T,
+                   int64_t E,
+                   int64_t K,
+                   const float* logits,
+                   const float* probs,
+                   const int32_t* idx,
+                   const float* w,
+                   const float* margin) override {
         f32[fmt::format("router_logits.{}", l)].assign(logits, logits + T * E);
         f32[fmt::format("router_probs.{}", l)].assign(probs, probs + T * E);
         f32[fmt::format("topk_weight.{}", l)].assign(w, w + T * K);
@@ -46,7 +53,8 @@ std::function<void()> register_forward(CLI::App& app) {
     c->add_option("--compute", o->compute,
                   "GEMM precision: f32 (exact f32 math) or bf16 (bf16 weights and inputs, f32 "
                   "accumulation; faster, ~1e-2 relative error)")
-        ->check(CLI::IsMember({"f32", "bf16"}))->capture_default_str();
+        ->check(CLI::IsMember({"f32", "bf16"}))
+        ->capture_default_str();
     add_threads_option(c, &o->threads);
     return [o] {
         apply_threads(o->threads);
@@ -59,7 +67,8 @@ std::function<void()> register_forward(CLI::App& app) {
         if (!o->mask.empty()) {
             mask = read_token_matrix(o->mask, "--attention-mask", 0, 2);
             if (mask.B != ids.B || mask.S != ids.S)
-                fail("forward", "--attention-mask {}: expected shape [{}, {}] like --tokens, found [{}, {}]",
+                fail("forward",
+                     "--attention-mask {}: expected shape [{}, {}] like --tokens, found [{}, {}]",
                      o->mask, ids.B, ids.S, mask.B, mask.S);
         }
         const double load_s = timer.seconds();
@@ -77,8 +86,8 @@ std::function<void()> register_forward(CLI::App& app) {
         out.push_back({"logits", DType::F32, {ids.B, ids.S, cfg.vocab_size}, acts.logits.data()});
         for (const auto& [name, v] : dump.f32) {
             const int64_t cols = static_cast<int64_t>(v.size()) / T;
-            std::vector<int64_t> shape = cols == 1 ? std::vector<int64_t>{T}
-                                                   : std::vector<int64_t>{T, cols};
+            std::vector<int64_t> shape =
+                cols == 1 ? std::vector<int64_t>{T} : std::vector<int64_t>{T, cols};
             out.push_back({name, DType::F32, shape, v.data()});
         }
         for (const auto& [name, v] : dump.i64)
@@ -93,23 +102,30 @@ std::function<void()> register_forward(CLI::App& app) {
             {"loss.olmoe_total", r.olmoe_total}};
         std::vector<float> loss_values;
         loss_values.reserve(losses.size());
-        for (const auto& [name, v] : losses) loss_values.push_back(static_cast<float>(v));
+        for (const auto& [name, v] : losses)
+            loss_values.push_back(static_cast<float>(v));
         for (size_t i = 0; i < losses.size(); ++i)
             out.push_back({losses[i].first, DType::F32, {1}, &loss_values[i]});
         io::write_safetensors(o->out, out);
 
         nlohmann::json loss_json;
-        for (const auto& [name, v] : losses) loss_json[name] = v;
-        write_run_json(o->out + ".run.json", "forward",
-                       {{"model", o->model}, {"tokens", o->tokens}, {"attention_mask", o->mask},
-                        {"out", o->out}, {"compute", o->compute}},
-                       {{"model_config", cfg.to_json()},
-                        {"shape", {{"B", ids.B}, {"S", ids.S}}},
-                        {"losses", loss_json},
-                        {"seconds", {{"load", load_s}, {"forward", fwd_s}, {"total", timer.seconds()}}},
-                        {"tokens_per_second", static_cast<double>(T) / fwd_s}});
-        fmt::print(stderr, "forward: B={} S={} ce={:.6f} aux={:.6f} in {:.3f} s ({:.0f} tokens/s)\n",
-                   ids.B, ids.S, r.ce, r.aux, fwd_s, static_cast<double>(T) / fwd_s);
+        for (const auto& [name, v] : losses)
+            loss_json[name] = v;
+        write_run_json(
+            o->out + ".run.json", "forward",
+            {{"model", o->model},
+             {"tokens", o->tokens},
+             {"attention_mask", o->mask},
+             {"out", o->out},
+             {"compute", o->compute}},
+            {{"model_config", cfg.to_json()},
+             {"shape", {{"B", ids.B}, {"S", ids.S}}},
+             {"losses", loss_json},
+             {"seconds", {{"load", load_s}, {"forward", fwd_s}, {"total", timer.seconds()}}},
+             {"tokens_per_second", static_cast<double>(T) / fwd_s}});
+        fmt::print(stderr,
+                   "forward: B={} S={} ce={:.6f} aux={:.6f} in {:.3f} s ({:.0f} tokens/s)\n", ids.B,
+                   ids.S, r.ce, r.aux, fwd_s, static_cast<double>(T) / fwd_s);
     };
 }
 

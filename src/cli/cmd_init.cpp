@@ -28,25 +28,32 @@ std::function<void()> register_init(CLI::App& app) {
     c->add_option("--preset", o->preset, "micro, tiny or olmoe-1b-7b")->required();
     c->add_option("--set", o->sets, "override a config field: key=value (repeatable)");
     c->add_option("--out", o->out, "output checkpoint directory (must not exist)")->required();
-    c->add_option("--dtype", o->dtype, "f32 or bf16")->check(CLI::IsMember({"f32", "bf16"}))
+    c->add_option("--dtype", o->dtype, "f32 or bf16")
+        ->check(CLI::IsMember({"f32", "bf16"}))
         ->capture_default_str();
     c->add_option("--seed", o->seed, "random seed")->capture_default_str();
     c->add_option("--shards", o->shards, "number of safetensors files")
-        ->check(CLI::PositiveNumber)->capture_default_str();
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
     add_threads_option(c, &o->threads);
     return [o] {
         apply_threads(o->threads);
         Timer timer;
         model::OlmoeConfig cfg = model::preset(o->preset);
-        for (const auto& s : o->sets) cfg.set_field(s);
+        for (const auto& s : o->sets)
+            cfg.set_field(s);
         cfg.validate("--preset " + o->preset + " with --set");
         model::OlmoeWeights w(cfg);
         model::init_weights(w, o->seed);
         const DType dt = o->dtype == "bf16" ? DType::BF16 : DType::F32;
         model::save_checkpoint(w, o->out, dt, o->shards);
         write_run_json(o->out + "/run.json", "init",
-                       {{"preset", o->preset}, {"set", o->sets}, {"out", o->out},
-                        {"dtype", o->dtype}, {"seed", o->seed}, {"shards", o->shards}},
+                       {{"preset", o->preset},
+                        {"set", o->sets},
+                        {"out", o->out},
+                        {"dtype", o->dtype},
+                        {"seed", o->seed},
+                        {"shards", o->shards}},
                        {{"model_config", cfg.to_json()}, {"seconds", timer.seconds()}});
         fmt::print(stderr, "init: wrote {} ({} parameters, {}) in {:.2f} s\n", o->out,
                    w.table.total(), o->dtype, timer.seconds());

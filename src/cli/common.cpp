@@ -2,10 +2,10 @@
 #include "cli/common.h"
 
 #include <fmt/format.h>
-#include <oneapi/dnnl/dnnl.hpp>
 
 #include <filesystem>
 #include <fstream>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <sstream>
 
 #include "core/error.h"
@@ -14,7 +14,9 @@
 
 namespace polymoe::cli {
 
-TokenMatrix read_token_matrix(const std::string& path, const std::string& what, int64_t lo,
+TokenMatrix read_token_matrix(const std::string& path,
+                              const std::string& what,
+                              int64_t lo,
                               int64_t hi) {
     TokenMatrix m;
     std::vector<int64_t> values;
@@ -32,7 +34,8 @@ TokenMatrix read_token_matrix(const std::string& path, const std::string& what, 
             fail("cli", "{} {}: expected shape [S] or [B, S], found {} dimensions", what, path,
                  a.shape.size());
         }
-        for (int64_t i = 0; i < a.numel(); ++i) values.push_back(a.get_int(i));
+        for (int64_t i = 0; i < a.numel(); ++i)
+            values.push_back(a.get_int(i));
     } else {
         std::ifstream in(path);
         if (!in) fail("cli", "{} {}: cannot open file", what, path);
@@ -59,13 +62,15 @@ TokenMatrix read_token_matrix(const std::string& path, const std::string& what, 
                 ++n;
             }
             if (m.B > 0 && n != m.S)
-                fail("cli", "{} {} line {}: expected {} values like line 1 (ragged input), found {}",
-                     what, path, lineno, m.S, n);
+                fail("cli",
+                     "{} {} line {}: expected {} values like line 1 (ragged input), found {}", what,
+                     path, lineno, m.S, n);
             m.S = n;
             ++m.B;
         }
     }
-    if (m.B == 0 || m.S == 0) fail("cli", "{} {}: expected at least one value, found none", what, path);
+    if (m.B == 0 || m.S == 0)
+        fail("cli", "{} {}: expected at least one value, found none", what, path);
     m.data.resize(values.size());
     for (size_t i = 0; i < values.size(); ++i) {
         if (values[i] < lo || values[i] >= hi)
@@ -77,8 +82,10 @@ TokenMatrix read_token_matrix(const std::string& path, const std::string& what, 
     return m;
 }
 
-void write_run_json(const std::string& path, const std::string& command,
-                    const nlohmann::json& options, const nlohmann::json& extra) {
+void write_run_json(const std::string& path,
+                    const std::string& command,
+                    const nlohmann::json& options,
+                    const nlohmann::json& extra) {
     nlohmann::json j;
     j["schema"] = "polymoe.run/1";
     j["command"] = command;
@@ -88,7 +95,8 @@ void write_run_json(const std::string& path, const std::string& command,
     j["versions"] = {{"onednn", fmt::format("{}.{}.{}", v->major, v->minor, v->patch)},
                      {"compiler", __VERSION__}};
     j["threads"] = num_threads();
-    for (auto it = extra.begin(); it != extra.end(); ++it) j[it.key()] = it.value();
+    for (auto it = extra.begin(); it != extra.end(); ++it)
+        j[it.key()] = it.value();
     std::ofstream out(path);
     if (!out) fail("cli", "cannot write {}", path);
     out << j.dump(2) << "\n";
@@ -99,6 +107,8 @@ void add_threads_option(CLI::App* app, int* threads) {
         ->check(CLI::NonNegativeNumber);
 }
 
-void apply_threads(int threads) { set_num_threads(threads); }
+void apply_threads(int threads) {
+    set_num_threads(threads);
+}
 
 }  // namespace polymoe::cli

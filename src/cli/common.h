@@ -17,13 +17,17 @@ struct TokenMatrix {
     std::vector<int32_t> data;
 };
 // `what` names the flag in messages ("--tokens"); values must lie in [lo, hi).
-TokenMatrix read_token_matrix(const std::string& path, const std::string& what, int64_t lo,
+TokenMatrix read_token_matrix(const std::string& path,
+                              const std::string& what,
+                              int64_t lo,
                               int64_t hi);
 
 // Writes run.json: the command, its effective options, git commit, versions, and `extra`
 // (e.g. the model config). `path` is DIR/run.json or FILE.run.json.
-void write_run_json(const std::string& path, const std::string& command,
-                    const nlohmann::json& options, const nlohmann::json& extra);
+void write_run_json(const std::string& path,
+                    const std::string& command,
+                    const nlohmann::json& options,
+                    const nlohmann::json& extra);
 
 // Adds --threads N to a subcommand; apply_threads() sets it before the work starts.
 void add_threads_option(CLI::App* app, int* threads);

@@ -7,13 +7,13 @@
 #include <cstdio>
 #include <cstdlib>
 
-#define POLYMOE_CHECK(cond, ...)                                                          \
-    do {                                                                                  \
-        if (!(cond)) [[unlikely]] {                                                       \
+#define POLYMOE_CHECK(cond, ...)                                                             \
+    do {                                                                                     \
+        if (!(cond)) [[unlikely]] {                                                          \
             std::fprintf(stderr, "%s:%d: check failed: %s: %s\n", __FILE__, __LINE__, #cond, \
-                         fmt::format(__VA_ARGS__).c_str());                               \
-            std::abort();                                                                 \
-        }                                                                                 \
+                         fmt::format(__VA_ARGS__).c_str());                                  \
+            std::abort();                                                                    \
+        }                                                                                    \
     } while (0)
 
 #ifdef NDEBUG

@@ -52,9 +52,11 @@ TEST(Parallel, SplitCoversRangeOnce) {
     set_num_threads(2);
     std::vector<int> hits(1001, 0);
     parallel_for(1001, 1, [&](int64_t b, int64_t e, int) {
-        for (int64_t i = b; i < e; ++i) hits[i]++;
+        for (int64_t i = b; i < e; ++i)
+            hits[i]++;
     });
-    for (int h : hits) EXPECT_EQ(h, 1);
+    for (int h : hits)
+        EXPECT_EQ(h, 1);
     set_num_threads(0);
 }
 

@@ -10,8 +10,8 @@ struct Named {
     DType t;
     std::string_view name;
 };
-constexpr Named kNames[] = {{DType::F64, "F64"},   {DType::F32, "F32"}, {DType::BF16, "BF16"},
-                            {DType::F16, "F16"},   {DType::I64, "I64"}, {DType::I32, "I32"},
+constexpr Named kNames[] = {{DType::F64, "F64"}, {DType::F32, "F32"}, {DType::BF16, "BF16"},
+                            {DType::F16, "F16"}, {DType::I64, "I64"}, {DType::I32, "I32"},
                             {DType::U8, "U8"}};
 }  // namespace
 
@@ -59,35 +59,43 @@ float f16_to_f32(uint16_t h) {
 
 void convert_to_f32(float* dst, const void* src, DType t, int64_t n) {
     switch (t) {
-        case DType::F32: std::memcpy(dst, src, static_cast<size_t>(n) * 4); return;
+        case DType::F32:
+            std::memcpy(dst, src, static_cast<size_t>(n) * 4);
+            return;
         case DType::BF16: {
             const auto* s = static_cast<const bf16_t*>(src);
-            for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
+            for (int64_t i = 0; i < n; ++i)
+                dst[i] = bf16_to_f32(s[i]);
             return;
         }
         case DType::F16: {
             const auto* s = static_cast<const uint16_t*>(src);
-            for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
+            for (int64_t i = 0; i < n; ++i)
+                dst[i] = f16_to_f32(s[i]);
             return;
         }
         case DType::F64: {
             const auto* s = static_cast<const double*>(src);
-            for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
+            for (int64_t i = 0; i < n; ++i)
+                dst[i] = static_cast<float>(s[i]);
             return;
         }
         case DType::I64: {
             const auto* s = static_cast<const int64_t*>(src);
-            for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
+            for (int64_t i = 0; i < n; ++i)
+                dst[i] = static_cast<float>(s[i]);
             return;
         }
         case DType::I32: {
             const auto* s = static_cast<const int32_t*>(src);
-            for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
+            for (int64_t i = 0; i < n; ++i)
+                dst[i] = static_cast<float>(s[i]);
             return;
         }
         case DType::U8: {
             const auto* s = static_cast<const uint8_t*>(src);
-            for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
+            for (int64_t i = 0; i < n; ++i)
+                dst[i] = static_cast<float>(s[i]);
             return;
         }
     }
@@ -95,18 +103,23 @@ void convert_to_f32(float* dst, const void* src, DType t, int64_t n) {
 
 void convert_from_f32(void* dst, DType t, const float* src, int64_t n) {
     switch (t) {
-        case DType::F32: std::memcpy(dst, src, static_cast<size_t>(n) * 4); return;
+        case DType::F32:
+            std::memcpy(dst, src, static_cast<size_t>(n) * 4);
+            return;
         case DType::BF16: {
             auto* d = static_cast<bf16_t*>(dst);
-            for (int64_t i = 0; i < n; ++i) d[i] = f32_to_bf16(src[i]);
+            for (int64_t i = 0; i < n; ++i)
+                d[i] = f32_to_bf16(src[i]);
             return;
         }
         case DType::F64: {
             auto* d = static_cast<double*>(dst);
-            for (int64_t i = 0; i < n; ++i) d[i] = src[i];
+            for (int64_t i = 0; i < n; ++i)
+                d[i] = src[i];
             return;
         }
-        default: POLYMOE_CHECK(false, "convert_from_f32: unsupported dtype {}", dtype_name(t));
+        default:
+            POLYMOE_CHECK(false, "convert_from_f32: unsupported dtype {}", dtype_name(t));
     }
 }
 

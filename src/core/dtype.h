@@ -15,12 +15,16 @@ enum class DType : uint8_t { F64, F32, BF16, F16, I64, I32, U8 };
 inline int64_t dtype_size(DType t) {
     switch (t) {
         case DType::F64:
-        case DType::I64: return 8;
+        case DType::I64:
+            return 8;
         case DType::F32:
-        case DType::I32: return 4;
+        case DType::I32:
+            return 4;
         case DType::BF16:
-        case DType::F16: return 2;
-        case DType::U8: return 1;
+        case DType::F16:
+            return 2;
+        case DType::U8:
+            return 1;
     }
     return 0;
 }

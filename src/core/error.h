@@ -25,8 +25,7 @@ public:
 
 // Throws Error("[component] " + formatted message).
 template <typename... Args>
-[[noreturn]] void fail(std::string_view component, fmt::format_string<Args...> f,
-                       Args&&... args) {
+[[noreturn]] void fail(std::string_view component, fmt::format_string<Args...> f, Args&&... args) {
     throw Error(fmt::format("[{}] {}", component, fmt::format(f, std::forward<Args>(args)...)));
 }
 

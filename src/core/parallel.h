@@ -17,12 +17,13 @@ int num_threads();
 template <typename Fn>
 void parallel_for(int64_t n, int64_t grain, Fn&& fn) {
     if (n <= 0) return;
-    int64_t t = std::min<int64_t>(num_threads(), std::max<int64_t>(1, n / std::max<int64_t>(1, grain)));
+    int64_t t =
+        std::min<int64_t>(num_threads(), std::max<int64_t>(1, n / std::max<int64_t>(1, grain)));
     if (t <= 1) {
         fn(int64_t{0}, n, 0);
         return;
     }
-#pragma omp parallel for num_threads(static_cast<int>(t)) schedule(static, 1)
+#pragma omp parallel for num_threads(static_cast <int>(t)) schedule(static, 1)
     for (int64_t i = 0; i < t; ++i) {
         int64_t b = n * i / t, e = n * (i + 1) / t;
         fn(b, e, static_cast<int>(i));

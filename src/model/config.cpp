@@ -37,7 +37,9 @@ void visit_fields(C& c, V&& v) {
     v("torch_dtype", c.torch_dtype);
 }
 
-const char* json_type_name(const nlohmann::json& j) { return j.type_name(); }
+const char* json_type_name(const nlohmann::json& j) {
+    return j.type_name();
+}
 
 template <typename T>
 void read_value(const nlohmann::json& j, const std::string& key, T& out, const std::string& where) {
@@ -82,7 +84,8 @@ nlohmann::json write_value(const T& v) {
 }  // namespace
 
 OlmoeConfig OlmoeConfig::from_json(const nlohmann::json& j, const std::string& where) {
-    if (!j.is_object()) fail("config", "{}: expected a JSON object, found {}", where, j.type_name());
+    if (!j.is_object())
+        fail("config", "{}: expected a JSON object, found {}", where, j.type_name());
     auto mt = j.find("model_type");
     if (mt == j.end() || !mt->is_string() || mt->get<std::string>() != "olmoe")
         fail("config", "{}: field \"model_type\": expected \"olmoe\", found {}", where,
@@ -100,8 +103,10 @@ OlmoeConfig OlmoeConfig::from_json(const nlohmann::json& j, const std::string& w
     });
     if (!kvh_given) c.num_key_value_heads = c.num_attention_heads;  // HF: None means MHA
     if (auto rs = j.find("rope_scaling"); rs != j.end() && !rs->is_null())
-        fail("config", "{}: field \"rope_scaling\": expected null (polymoe implements plain RoPE), "
-             "found {}", where, rs->dump());
+        fail("config",
+             "{}: field \"rope_scaling\": expected null (polymoe implements plain RoPE), "
+             "found {}",
+             where, rs->dump());
     c.validate(where);
     return c;
 }
@@ -117,7 +122,9 @@ nlohmann::json OlmoeConfig::to_json() const {
 
 void OlmoeConfig::validate(const std::string& where) const {
     auto need = [&](bool ok, const char* field, const std::string& expected, auto found) {
-        if (!ok) fail("config", "{}: field \"{}\": expected {}, found {}", where, field, expected, found);
+        if (!ok)
+            fail("config", "{}: field \"{}\": expected {}, found {}", where, field, expected,
+                 found);
     };
     need(vocab_size > 0, "vocab_size", "> 0", vocab_size);
     need(hidden_size > 0, "hidden_size", "> 0", hidden_size);
@@ -128,7 +135,8 @@ void OlmoeConfig::validate(const std::string& where) const {
     need(head_dim() % 2 == 0, "num_attention_heads",
          "a head dim (hidden_size / num_attention_heads) that is even for RoPE", head_dim());
     need(num_key_value_heads > 0 && num_attention_heads % num_key_value_heads == 0,
-         "num_key_value_heads", fmt::format("a divisor of num_attention_heads {}", num_attention_heads),
+         "num_key_value_heads",
+         fmt::format("a divisor of num_attention_heads {}", num_attention_heads),
          num_key_value_heads);
     need(num_experts > 0, "num_experts", "> 0", num_experts);
     need(num_experts_per_tok > 0 && num_experts_per_tok <= num_experts, "num_experts_per_tok",
@@ -156,10 +164,13 @@ void OlmoeConfig::set_field(const std::string& key_value) {
         found = true;
         read_value(value, key, field, "--set");
     });
-    if (!found) fail("config", "--set {}: unknown field \"{}\" (not an OlmoeConfig field)", key_value, key);
+    if (!found)
+        fail("config", "--set {}: unknown field \"{}\" (not an OlmoeConfig field)", key_value, key);
 }
 
-std::vector<std::string> preset_names() { return {"micro", "tiny", "olmoe-1b-7b"}; }
+std::vector<std::string> preset_names() {
+    return {"micro", "tiny", "olmoe-1b-7b"};
+}
 
 OlmoeConfig preset(const std::string& name) {
     OlmoeConfig c;  // HF defaults = the released OLMoE-1B-7B-0924 config except I, k
@@ -188,7 +199,8 @@ OlmoeConfig preset(const std::string& name) {
         return c;
     }
     std::string names;
-    for (const auto& n : preset_names()) names += (names.empty() ? "" : ", ") + n;
+    for (const auto& n : preset_names())
+        names += (names.empty() ? "" : ", ") + n;
     fail("init", "--preset {}: expected one of {}", name, names);
 }
 

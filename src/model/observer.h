@@ -12,8 +12,14 @@ public:
     virtual ~ForwardObserver() = default;
     // After the router of `layer`: logits, probs: [T, E]; topk_idx, topk_weight: [T, K];
     // margin: [T] (p_(K) - p_(K+1)).
-    virtual void on_router(int layer, int64_t T, int64_t E, int64_t K, const float* logits,
-                           const float* probs, const int32_t* topk_idx, const float* topk_weight,
+    virtual void on_router(int layer,
+                           int64_t T,
+                           int64_t E,
+                           int64_t K,
+                           const float* logits,
+                           const float* probs,
+                           const int32_t* topk_idx,
+                           const float* topk_weight,
                            const float* margin) {
         (void)layer, (void)T, (void)E, (void)K, (void)logits, (void)probs, (void)topk_idx,
             (void)topk_weight, (void)margin;

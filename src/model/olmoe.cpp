@@ -16,8 +16,7 @@ namespace polymoe::model {
 
 namespace k = polymoe::kernels;
 
-void allocate_activations(Activations& a, const OlmoeConfig& c, int64_t B, int64_t S,
-                          bool logits) {
+void allocate_activations(Activations& a, const OlmoeConfig& c, int64_t B, int64_t S, bool logits) {
     const auto T = static_cast<size_t>(B * S);
     const auto H = static_cast<size_t>(c.hidden_size), E = static_cast<size_t>(c.num_experts),
                K = static_cast<size_t>(c.num_experts_per_tok);
@@ -46,20 +45,27 @@ namespace {
 
 void clamp(float* x, size_t n, float c) {
     parallel_for(static_cast<int64_t>(n), 4096, [&](int64_t b, int64_t e, int) {
-        for (int64_t i = b; i < e; ++i) x[i] = std::clamp(x[i], -c, c);
+        for (int64_t i = b; i < e; ++i)
+            x[i] = std::clamp(x[i], -c, c);
     });
 }
 
 void add_inplace(float* x, const float* y, size_t n) {
     parallel_for(static_cast<int64_t>(n), 4096, [&](int64_t b, int64_t e, int) {
-        for (int64_t i = b; i < e; ++i) x[i] += y[i];
+        for (int64_t i = b; i < e; ++i)
+            x[i] += y[i];
     });
 }
 
 }  // namespace
 
-ForwardResult olmoe_forward(Activations& a, const OlmoeWeights& w, const int32_t* ids,
-                            const int32_t* mask, int64_t B, int64_t S, ForwardObserver* observer) {
+ForwardResult olmoe_forward(Activations& a,
+                            const OlmoeWeights& w,
+                            const int32_t* ids,
+                            const int32_t* mask,
+                            int64_t B,
+                            int64_t S,
+                            ForwardObserver* observer) {
     const OlmoeConfig& c = w.config;
     const int64_t T = B * S, H = c.hidden_size, I = c.intermediate_size, E = c.num_experts,
                   K = c.num_experts_per_tok, V = c.vocab_size, NH = c.num_attention_heads,
@@ -67,10 +73,12 @@ ForwardResult olmoe_forward(Activations& a, const OlmoeWeights& w, const int32_t
                   KW = c.kv_width();
     const auto eps = static_cast<float>(c.rms_norm_eps);
     if (a.B != B || a.S != S)
-        fail("forward", "activations allocated for B={} S={}, called with B={} S={}", a.B, a.S, B, S);
+        fail("forward", "activations allocated for B={} S={}, called with B={} S={}", a.B, a.S, B,
+             S);
     for (int64_t t = 0; t < T; ++t)
         if (ids[t] < 0 || ids[t] >= V)
-            fail("forward", "token id at row {} position {}: expected 0 <= id < vocab_size {}, found {}",
+            fail("forward",
+                 "token id at row {} position {}: expected 0 <= id < vocab_size {}, found {}",
                  t / S, t % S, V, ids[t]);
 
     k::embedding_forward(a.x.data(), ids, w.embed(), T, H);

@@ -47,8 +47,12 @@ struct ForwardResult {
 
 // ids: [B, S]; mask: [B, S] (1 token, 0 padding) or null. Ids are validated (0 <= id < V,
 // polymoe::Error otherwise) before any kernel runs. Logits land in a.logits when allocated.
-ForwardResult olmoe_forward(Activations& a, const OlmoeWeights& w, const int32_t* ids,
-                            const int32_t* mask, int64_t B, int64_t S,
+ForwardResult olmoe_forward(Activations& a,
+                            const OlmoeWeights& w,
+                            const int32_t* ids,
+                            const int32_t* mask,
+                            int64_t B,
+                            int64_t S,
                             ForwardObserver* observer = nullptr);
 
 }  // namespace polymoe::model

@@ -26,7 +26,8 @@ ParamTable::ParamTable(const OlmoeConfig& c) {
     auto add = [&](std::string name, std::vector<int64_t> shape, ParamKind kind, int layer = -1,
                    int expert = -1) {
         ParamSpec p{std::move(name), std::move(shape), kind, layer, expert, total_, 1};
-        for (int64_t d : p.shape) p.numel *= d;
+        for (int64_t d : p.shape)
+            p.numel *= d;
         total_ += p.numel;
         by_name_[p.name] = params_.size();
         params_.push_back(std::move(p));
@@ -98,14 +99,13 @@ LayerWeights OlmoeWeights::layer(int l) const {
         return off < 0 ? nullptr : slab.data() + off;
     };
     auto gemm = [&](ParamKind k) { return gemm_weight(*this, table.offset(k, l)); };
-    return LayerWeights{at(ParamKind::InputNorm),  gemm(ParamKind::QProj),
-                        gemm(ParamKind::KProj),    gemm(ParamKind::VProj),
-                        gemm(ParamKind::OProj),    at(ParamKind::QBias),
-                        at(ParamKind::KBias),      at(ParamKind::VBias),
-                        at(ParamKind::OBias),      at(ParamKind::QNorm),
-                        at(ParamKind::KNorm),      at(ParamKind::PostNorm),
-                        at(ParamKind::RouterGate), gemm(ParamKind::ExpertGate),
-                        gemm(ParamKind::ExpertUp), gemm(ParamKind::ExpertDown)};
+    return LayerWeights{
+        at(ParamKind::InputNorm),   gemm(ParamKind::QProj),      gemm(ParamKind::KProj),
+        gemm(ParamKind::VProj),     gemm(ParamKind::OProj),      at(ParamKind::QBias),
+        at(ParamKind::KBias),       at(ParamKind::VBias),        at(ParamKind::OBias),
+        at(ParamKind::QNorm),       at(ParamKind::KNorm),        at(ParamKind::PostNorm),
+        at(ParamKind::RouterGate),  gemm(ParamKind::ExpertGate), gemm(ParamKind::ExpertUp),
+        gemm(ParamKind::ExpertDown)};
 }
 
 const float* OlmoeWeights::embed() const {
@@ -115,8 +115,8 @@ const float* OlmoeWeights::final_norm() const {
     return slab.data() + table.offset(ParamKind::FinalNorm);
 }
 kernels::Weight OlmoeWeights::lm_head() const {
-    return gemm_weight(*this, table.offset(config.tie_word_embeddings ? ParamKind::Embedding
-                                                                      : ParamKind::LmHead));
+    return gemm_weight(
+        *this, table.offset(config.tie_word_embeddings ? ParamKind::Embedding : ParamKind::LmHead));
 }
 
 void init_weights(OlmoeWeights& w, uint64_t seed) {
@@ -148,16 +148,24 @@ namespace {
 std::string dims_hint(const ParamSpec& p) {
     switch (p.kind) {
         case ParamKind::Embedding:
-        case ParamKind::LmHead: return " (V, H)";
-        case ParamKind::RouterGate: return " (E, H)";
+        case ParamKind::LmHead:
+            return " (V, H)";
+        case ParamKind::RouterGate:
+            return " (E, H)";
         case ParamKind::ExpertGate:
-        case ParamKind::ExpertUp: return " (I, H)";
-        case ParamKind::ExpertDown: return " (H, I)";
-        case ParamKind::QProj: return " (NH*HD, H)";
+        case ParamKind::ExpertUp:
+            return " (I, H)";
+        case ParamKind::ExpertDown:
+            return " (H, I)";
+        case ParamKind::QProj:
+            return " (NH*HD, H)";
         case ParamKind::KProj:
-        case ParamKind::VProj: return " (KVH*HD, H)";
-        case ParamKind::OProj: return " (H, NH*HD)";
-        default: return "";
+        case ParamKind::VProj:
+            return " (KVH*HD, H)";
+        case ParamKind::OProj:
+            return " (H, NH*HD)";
+        default:
+            return "";
     }
 }
 
@@ -178,26 +186,28 @@ OlmoeWeights load_checkpoint(const std::string& dir) {
         }
         if (t->dtype != DType::F32 && t->dtype != DType::BF16 && t->dtype != DType::F16 &&
             t->dtype != DType::F64)
-            fail("hf_checkpoint", "{}: expected dtype F32, BF16, F16 or F64, found {} in {}", p.name,
-                 dtype_name(t->dtype), file->path());
+            fail("hf_checkpoint", "{}: expected dtype F32, BF16, F16 or F64, found {} in {}",
+                 p.name, dtype_name(t->dtype), file->path());
         if (t->shape != p.shape)
-            fail("hf_checkpoint", "{}: expected {}{}, found {} in {}", p.name, io::shape_str(p.shape),
-                 dims_hint(p), io::shape_str(t->shape), file->path());
+            fail("hf_checkpoint", "{}: expected {}{}, found {} in {}", p.name,
+                 io::shape_str(p.shape), dims_hint(p), io::shape_str(t->shape), file->path());
         saw_bf16 |= t->dtype == DType::BF16;
     }
     for (const auto& name : ck.tensor_names())
         if (!w.table.find(name)) extra.push_back(name);
     auto list = [](const std::vector<std::string>& v) {
         std::string s;
-        for (size_t i = 0; i < v.size() && i < 5; ++i) s += (i ? ", " : "") + v[i];
+        for (size_t i = 0; i < v.size() && i < 5; ++i)
+            s += (i ? ", " : "") + v[i];
         if (v.size() > 5) s += fmt::format(", ... ({} in all)", v.size());
         return s;
     };
     if (!missing.empty())
         fail("hf_checkpoint", "{}: missing tensors for this config.json: {}", dir, list(missing));
     if (!extra.empty())
-        fail("hf_checkpoint", "{}: unexpected tensors (not OLMoE parameters for this config.json): {}",
-             dir, list(extra));
+        fail("hf_checkpoint",
+             "{}: unexpected tensors (not OLMoE parameters for this config.json): {}", dir,
+             list(extra));
     for (const auto& p : w.table.params()) {
         const io::SafetensorsFile* file = nullptr;
         const io::TensorInfo* t = ck.find(p.name, &file);
@@ -207,15 +217,16 @@ OlmoeWeights load_checkpoint(const std::string& dir) {
     return w;
 }
 
-void save_checkpoint(const OlmoeWeights& w, const std::string& dir, DType dtype, int num_shards,
-                     bool overwrite) {
+void save_checkpoint(
+    const OlmoeWeights& w, const std::string& dir, DType dtype, int num_shards, bool overwrite) {
     if (dtype != DType::F32 && dtype != DType::BF16)
         fail("hf_checkpoint", "{}: expected dtype f32 or bf16 for writing, found {}", dir,
              dtype_name(dtype));
     std::vector<uint16_t> bf16;
     if (dtype == DType::BF16) {
         bf16.resize(w.slab.size());
-        convert_from_f32(bf16.data(), DType::BF16, w.slab.data(), static_cast<int64_t>(w.slab.size()));
+        convert_from_f32(bf16.data(), DType::BF16, w.slab.data(),
+                         static_cast<int64_t>(w.slab.size()));
     }
     std::vector<io::TensorToWrite> tensors;
     for (const auto& p : w.table.params()) {

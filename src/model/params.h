@@ -19,12 +19,21 @@ namespace polymoe::model {
 enum class ParamKind {
     Embedding,
     InputNorm,
-    QProj, KProj, VProj, OProj,
-    QBias, KBias, VBias, OBias,
-    QNorm, KNorm,
+    QProj,
+    KProj,
+    VProj,
+    OProj,
+    QBias,
+    KBias,
+    VBias,
+    OBias,
+    QNorm,
+    KNorm,
     PostNorm,
     RouterGate,
-    ExpertGate, ExpertUp, ExpertDown,
+    ExpertGate,
+    ExpertUp,
+    ExpertDown,
     FinalNorm,
     LmHead,
 };
@@ -33,11 +42,11 @@ struct ParamSpec {
     std::string name;            // HF name, e.g. model.layers.3.mlp.experts.7.down_proj.weight
     std::vector<int64_t> shape;  // PyTorch order
     ParamKind kind;
-    int layer = -1;              // -1 outside the layers
-    int expert = -1;             // -1 unless an expert weight
-    int64_t offset = 0;          // element offset in the slab
+    int layer = -1;      // -1 outside the layers
+    int expert = -1;     // -1 unless an expert weight
+    int64_t offset = 0;  // element offset in the slab
     int64_t numel = 0;
-    bool is_norm() const;        // RMSNorm weights (init to one)
+    bool is_norm() const;  // RMSNorm weights (init to one)
     bool is_bias() const;
 };
 
@@ -61,19 +70,19 @@ private:
 // kernels::Weight: f32, or bf16 in bf16-compute mode (the router stays f32 either way, so routing
 // decisions keep f32 logits).
 struct LayerWeights {
-    const float* input_norm;  // [H]
-    kernels::Weight q_proj;   // [NH*HD, H]
-    kernels::Weight k_proj;   // [KVH*HD, H]
-    kernels::Weight v_proj;   // [KVH*HD, H]
-    kernels::Weight o_proj;   // [H, NH*HD]
-    const float* q_bias;      // [NH*HD] or nullptr
-    const float* k_bias;      // [KVH*HD] or nullptr
-    const float* v_bias;      // [KVH*HD] or nullptr
-    const float* o_bias;      // [H] or nullptr
-    const float* q_norm;      // [NH*HD]
-    const float* k_norm;      // [KVH*HD]
-    const float* post_norm;   // [H]
-    const float* router;      // [E, H]
+    const float* input_norm;   // [H]
+    kernels::Weight q_proj;    // [NH*HD, H]
+    kernels::Weight k_proj;    // [KVH*HD, H]
+    kernels::Weight v_proj;    // [KVH*HD, H]
+    kernels::Weight o_proj;    // [H, NH*HD]
+    const float* q_bias;       // [NH*HD] or nullptr
+    const float* k_bias;       // [KVH*HD] or nullptr
+    const float* v_bias;       // [KVH*HD] or nullptr
+    const float* o_bias;       // [H] or nullptr
+    const float* q_norm;       // [NH*HD]
+    const float* k_norm;       // [KVH*HD]
+    const float* post_norm;    // [H]
+    const float* router;       // [E, H]
     kernels::Weight exp_gate;  // [E, I, H]
     kernels::Weight exp_up;    // [E, I, H]
     kernels::Weight exp_down;  // [E, H, I]
@@ -110,7 +119,10 @@ void init_weights(OlmoeWeights& w, uint64_t seed);
 OlmoeWeights load_checkpoint(const std::string& dir);
 
 // Writes an HF checkpoint directory with tensors of `dtype` (F32 or BF16) in `num_shards` files.
-void save_checkpoint(const OlmoeWeights& w, const std::string& dir, DType dtype, int num_shards,
+void save_checkpoint(const OlmoeWeights& w,
+                     const std::string& dir,
+                     DType dtype,
+                     int num_shards,
                      bool overwrite = false);
 
 }  // namespace polymoe::model

@@ -7,10 +7,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "golden/compare.h"
 #include "io/safetensors.h"
-#include <nlohmann/json.hpp>
 
 namespace polymoe::testing {
 namespace {
@@ -29,7 +29,8 @@ Result run(const std::string& args) {
     FILE* p = popen(cmd.c_str(), "r");
     char buf[4096];
     size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0)
+        r.out.append(buf, n);
     const int status = pclose(p);
     r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     return r;
@@ -90,11 +91,14 @@ TEST_F(Cli, InitThenForwardWritesEveryContractTensor) {
         EXPECT_EQ(shape("topk_weight." + s), (std::vector<int64_t>{10, 2}));
         EXPECT_EQ(shape("routing_margin." + s), (std::vector<int64_t>{10}));
     }
-    for (const char* n : {"ce", "aux", "z", "megablocks_lb", "megablocks_z", "hf_total", "olmoe_total"})
+    for (const char* n :
+         {"ce", "aux", "z", "megablocks_lb", "megablocks_z", "hf_total", "olmoe_total"})
         EXPECT_EQ(shape(std::string("loss.") + n), (std::vector<int64_t>{1}));
     // Same input, same threads: bit-identical file.
     ASSERT_EQ(run("forward --model " + p("m") + " --tokens " + p("tokens.txt") + " --out " +
-                  p("out2.safetensors") + " --threads 2").code, 0);
+                  p("out2.safetensors") + " --threads 2")
+                  .code,
+              0);
     auto read = [](const std::string& path) {
         std::ifstream in(path, std::ios::binary);
         return std::string(std::istreambuf_iterator<char>(in), {});
@@ -140,11 +144,13 @@ TEST_F(Cli, BadInputsNameTheProblem) {
     auto expect_error = [&](const std::string& args, const std::string& needle) {
         Result r = run(args);
         EXPECT_EQ(r.code, 1) << args << "\n" << r.out;
-        EXPECT_NE(r.out.find(needle), std::string::npos) << "expected '" << needle << "' in:\n" << r.out;
+        EXPECT_NE(r.out.find(needle), std::string::npos) << "expected '" << needle << "' in:\n"
+                                                         << r.out;
     };
     // Token id >= vocab, ragged text.
     write("big.txt", "1 2 256\n");
-    expect_error("forward --model " + p("m") + " --tokens " + p("big.txt") + " --out " + p("o"), "256");
+    expect_error("forward --model " + p("m") + " --tokens " + p("big.txt") + " --out " + p("o"),
+                 "256");
     write("ragged.txt", "1 2 3\n4 5\n");
     expect_error("forward --model " + p("m") + " --tokens " + p("ragged.txt") + " --out " + p("o"),
                  "ragged");
@@ -164,11 +170,13 @@ TEST_F(Cli, BadInputsNameTheProblem) {
     expect_error("forward --model " + p("wrong_shape") + tail, "expected [17, 32]");
     // Truncated and corrupted safetensors.
     fs::copy(dir / "m", dir / "trunc", fs::copy_options::recursive);
-    fs::resize_file(dir / "trunc" / "model.safetensors", fs::file_size(dir / "trunc" / "model.safetensors") / 2);
+    fs::resize_file(dir / "trunc" / "model.safetensors",
+                    fs::file_size(dir / "trunc" / "model.safetensors") / 2);
     expect_error("forward --model " + p("trunc") + tail, "model.safetensors");
     fs::copy(dir / "m", dir / "corrupt", fs::copy_options::recursive);
     {
-        std::fstream f(dir / "corrupt" / "model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+        std::fstream f(dir / "corrupt" / "model.safetensors",
+                       std::ios::in | std::ios::out | std::ios::binary);
         f.seekp(8);
         f.write("#garbage", 8);
     }

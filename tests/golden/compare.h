@@ -22,11 +22,20 @@ inline std::vector<double> read_tensor(const io::SafetensorsFile& f, const io::T
     const void* p = f.data(t);
     for (int64_t i = 0; i < t.numel(); ++i) {
         switch (t.dtype) {
-            case DType::F64: v[i] = static_cast<const double*>(p)[i]; break;
-            case DType::F32: v[i] = static_cast<const float*>(p)[i]; break;
-            case DType::I64: v[i] = static_cast<double>(static_cast<const int64_t*>(p)[i]); break;
-            case DType::I32: v[i] = static_cast<const int32_t*>(p)[i]; break;
-            default: v[i] = NAN;
+            case DType::F64:
+                v[i] = static_cast<const double*>(p)[i];
+                break;
+            case DType::F32:
+                v[i] = static_cast<const float*>(p)[i];
+                break;
+            case DType::I64:
+                v[i] = static_cast<double>(static_cast<const int64_t*>(p)[i]);
+                break;
+            case DType::I32:
+                v[i] = static_cast<const int32_t*>(p)[i];
+                break;
+            default:
+                v[i] = NAN;
         }
     }
     return v;
@@ -34,14 +43,15 @@ inline std::vector<double> read_tensor(const io::SafetensorsFile& f, const io::T
 
 inline Tensors read_all(const io::SafetensorsFile& f) {
     Tensors out;
-    for (const auto& t : f.tensors()) out[t.name] = read_tensor(f, t);
+    for (const auto& t : f.tensors())
+        out[t.name] = read_tensor(f, t);
     return out;
 }
 
 struct Comparison {
-    double worst = 0;          // largest max-normalised error over compared float tensors
+    double worst = 0;  // largest max-normalised error over compared float tensors
     std::string worst_name;
-    int64_t exempt_rows = 0;   // router rows skipped for top-k checks (margin < threshold)
+    int64_t exempt_rows = 0;  // router rows skipped for top-k checks (margin < threshold)
     int64_t topk_mismatches = 0;
     std::vector<std::string> failures;
     bool ok() const { return failures.empty(); }
@@ -49,7 +59,8 @@ struct Comparison {
         std::string s = "worst " + worst_name + " " + std::to_string(worst) + "; exempt rows " +
                         std::to_string(exempt_rows) + "; top-k mismatches " +
                         std::to_string(topk_mismatches);
-        for (const auto& f : failures) s += "\n  " + f;
+        for (const auto& f : failures)
+            s += "\n  " + f;
         return s;
     }
 };
@@ -66,7 +77,9 @@ inline double max_norm_err(const std::vector<double>& got, const std::vector<dou
 
 // Compares every tensor of `golden` present in `got` (all golden tensors must be present, except
 // names starting with a prefix in `optional`).
-inline Comparison compare(const Tensors& got, const Tensors& golden, double tol,
+inline Comparison compare(const Tensors& got,
+                          const Tensors& golden,
+                          double tol,
                           double margin_threshold = 1e-6,
                           const std::vector<std::string>& optional = {"hidden."}) {
     Comparison c;
@@ -74,7 +87,8 @@ inline Comparison compare(const Tensors& got, const Tensors& golden, double tol,
         auto it = got.find(name);
         if (it == got.end()) {
             bool opt = false;
-            for (const auto& p : optional) opt |= name.rfind(p, 0) == 0;
+            for (const auto& p : optional)
+                opt |= name.rfind(p, 0) == 0;
             if (!opt) c.failures.push_back(name + ": missing from output");
             continue;
         }
@@ -117,7 +131,8 @@ inline Comparison compare(const Tensors& got, const Tensors& golden, double tol,
             for (size_t j = 0; j < K; ++j) {
                 if (is_idx && a[j].first != b[j].first) {
                     ++c.topk_mismatches;
-                    c.failures.push_back(name + ": row " + std::to_string(r) + " top-k set differs");
+                    c.failures.push_back(name + ": row " + std::to_string(r) +
+                                         " top-k set differs");
                     break;
                 }
                 if (is_w && a[j].first == b[j].first) {
@@ -126,7 +141,8 @@ inline Comparison compare(const Tensors& got, const Tensors& golden, double tol,
                 }
             }
         }
-        if (is_w && !(d / mx <= tol)) c.failures.push_back(name + ": error " + std::to_string(d / mx));
+        if (is_w && !(d / mx <= tol))
+            c.failures.push_back(name + ": error " + std::to_string(d / mx));
     }
     return c;
 }

@@ -33,7 +33,8 @@ std::vector<int32_t> read_ints(const fs::path& p, int64_t* B, int64_t* S) {
     *B = a.shape.size() == 2 ? a.shape[0] : 1;
     *S = a.shape.back();
     std::vector<int32_t> v(static_cast<size_t>(a.numel()));
-    for (int64_t i = 0; i < a.numel(); ++i) v[i] = static_cast<int32_t>(a.get_int(i));
+    for (int64_t i = 0; i < a.numel(); ++i)
+        v[i] = static_cast<int32_t>(a.get_int(i));
     return v;
 }
 
@@ -65,8 +66,15 @@ Case load_case(const std::string& name) {
 class Collector : public model::ForwardObserver {
 public:
     Tensors t;
-    void on_router(int l, int64_t T, int64_t E, int64_t K, const float* logits, const float* probs,
-                   const int32_t* idx, const float* w, const float* margin) override {
+    void on_router(int l,
+                   int64_t T,
+                   int64_t E,
+                   int64_t K,
+                   const float* logits,
+                   const float* probs,
+                   const int32_t* idx,
+                   const float* w,
+                   const float* margin) override {
         const std::string s = std::to_string(l);
         t["router_logits." + s].assign(logits, logits + T * E);
         t["router_probs." + s].assign(probs, probs + T * E);
@@ -83,8 +91,8 @@ Tensors run_production(const Case& c) {
     model::Activations a;
     model::allocate_activations(a, c.weights.config, c.B, c.S, true);
     Collector col;
-    auto r = model::olmoe_forward(a, c.weights, c.ids.data(), c.mask.empty() ? nullptr : c.mask.data(),
-                                  c.B, c.S, &col);
+    auto r = model::olmoe_forward(a, c.weights, c.ids.data(),
+                                  c.mask.empty() ? nullptr : c.mask.data(), c.B, c.S, &col);
     col.t["logits"].assign(a.logits.begin(), a.logits.end());
     col.t["loss.ce"] = {r.ce};
     col.t["loss.aux"] = {r.aux};
@@ -106,11 +114,12 @@ TEST_P(Golden, ProductionForwardMatchesPyTorch) {
 }
 
 TEST_P(Golden, ReferenceForwardMatchesPyTorch) {
-    if (GetParam() == "tiny") GTEST_SKIP() << "tiny golden is stored in float32; ref covered by micro";
+    if (GetParam() == "tiny")
+        GTEST_SKIP() << "tiny golden is stored in float32; ref covered by micro";
     Case c = load_case(GetParam());
-    Comparison cmp = compare(ref_forward(c.weights, c.ids, c.mask.empty() ? nullptr : &c.mask, c.B,
-                                         c.S),
-                             c.golden, kTolRef);
+    Comparison cmp =
+        compare(ref_forward(c.weights, c.ids, c.mask.empty() ? nullptr : &c.mask, c.B, c.S),
+                c.golden, kTolRef);
     EXPECT_TRUE(cmp.ok()) << cmp.report();
 }
 
@@ -121,10 +130,17 @@ TEST_P(Golden, SameThreadCountIsBitIdentical) {
     EXPECT_EQ(a.at("loss.olmoe_total"), b.at("loss.olmoe_total"));
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, Golden,
-                         ::testing::Values("micro", "micro_norm_topk", "micro_gqa", "micro_clip",
-                                           "micro_tied", "micro_bias", "micro_padded",
-                                           "micro_bf16_sharded", "tiny"));
+INSTANTIATE_TEST_SUITE_P(Fixtures,
+                         Golden,
+                         ::testing::Values("micro",
+                                           "micro_norm_topk",
+                                           "micro_gqa",
+                                           "micro_clip",
+                                           "micro_tied",
+                                           "micro_bias",
+                                           "micro_padded",
+                                           "micro_bf16_sharded",
+                                           "tiny"));
 
 // bf16 compute (bf16 weights and GEMM inputs, f32 accumulation) against the f64 golden of the
 // same bf16 weights: a stated precision budget, not the f32 tolerance. The budget must also not
@@ -161,8 +177,8 @@ TEST(GoldenBf16Compute, StaysWithinItsPrecisionBudget) {
 TEST(GoldenNegativeControl, WrongVariantsFailTheComparison) {
     Case c = load_case("micro");
     for (Variant v : {Variant::InterleavedRope, Variant::PerHeadQkNorm, Variant::RenormTopk}) {
-        Comparison cmp = compare(ref_forward(c.weights, c.ids, nullptr, c.B, c.S, v), c.golden,
-                                 kTolF32);
+        Comparison cmp =
+            compare(ref_forward(c.weights, c.ids, nullptr, c.B, c.S, v), c.golden, kTolF32);
         EXPECT_FALSE(cmp.ok()) << "variant " << static_cast<int>(v) << " passed: " << cmp.report();
         std::printf("[negative control %d] worst %s %.3g, top-k mismatches %lld\n",
                     static_cast<int>(v), cmp.worst_name.c_str(), cmp.worst,

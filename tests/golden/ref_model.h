@@ -18,8 +18,11 @@ enum class Variant { Correct, InterleavedRope, PerHeadQkNorm, RenormTopk };
 // Outputs under the golden file's names (topk_idx as doubles).
 using Tensors = std::map<std::string, std::vector<double>>;
 
-inline Tensors ref_forward(const model::OlmoeWeights& w, const std::vector<int32_t>& ids,
-                           const std::vector<int32_t>* mask, int64_t B, int64_t S,
+inline Tensors ref_forward(const model::OlmoeWeights& w,
+                           const std::vector<int32_t>& ids,
+                           const std::vector<int32_t>* mask,
+                           int64_t B,
+                           int64_t S,
                            Variant variant = Variant::Correct) {
     namespace ref = kernels::ref;
     using model::ParamKind;
@@ -40,7 +43,8 @@ inline Tensors ref_forward(const model::OlmoeWeights& w, const std::vector<int32
     std::vector<int32_t> idx(T * K);
     const double* emb = P(ParamKind::Embedding);
     for (int64_t t = 0; t < T; ++t)
-        for (int64_t j = 0; j < H; ++j) x[t * H + j] = emb[ids[t] * H + j];
+        for (int64_t j = 0; j < H; ++j)
+            x[t * H + j] = emb[ids[t] * H + j];
     const bool renorm = c.norm_topk_prob || variant == Variant::RenormTopk;
     // Pooled statistics for the losses.
     std::vector<double> rank_count(K * E, 0), psum(E, 0), count(c.num_hidden_layers * E, 0),
@@ -56,13 +60,16 @@ inline Tensors ref_forward(const model::OlmoeWeights& w, const std::vector<int32
         ref::rmsnorm(k.data(), k.data(), P(ParamKind::KNorm, l), T, KW, c.rms_norm_eps, group);
         if (c.clip_qkv)
             for (auto* buf : {&q, &k, &v})
-                for (double& e : *buf) e = std::clamp(e, -*c.clip_qkv, *c.clip_qkv);
+                for (double& e : *buf)
+                    e = std::clamp(e, -*c.clip_qkv, *c.clip_qkv);
         const bool inter = variant == Variant::InterleavedRope;
         ref::rope(q.data(), B, S, NH, HD, c.rope_theta, inter);
         ref::rope(k.data(), B, S, KVH, HD, c.rope_theta, inter);
         ref::attention(att.data(), q.data(), k.data(), v.data(), m, B, S, NH, KVH, HD);
-        ref::linear(tmp.data(), att.data(), P(ParamKind::OProj, l), P(ParamKind::OBias, l), T, H, QW);
-        for (int64_t i = 0; i < T * H; ++i) x[i] += tmp[i];
+        ref::linear(tmp.data(), att.data(), P(ParamKind::OProj, l), P(ParamKind::OBias, l), T, H,
+                    QW);
+        for (int64_t i = 0; i < T * H; ++i)
+            x[i] += tmp[i];
         ref::rmsnorm(h.data(), x.data(), P(ParamKind::PostNorm, l), T, H, c.rms_norm_eps);
         ref::linear(logits.data(), h.data(), P(ParamKind::RouterGate, l),
                     static_cast<const double*>(nullptr), T, E, H);
@@ -70,7 +77,8 @@ inline Tensors ref_forward(const model::OlmoeWeights& w, const std::vector<int32
                     T, E, K, renorm);
         ref::moe(tmp.data(), h.data(), idx.data(), wts.data(), P(ParamKind::ExpertGate, l),
                  P(ParamKind::ExpertUp, l), P(ParamKind::ExpertDown, l), T, H, I, K);
-        for (int64_t i = 0; i < T * H; ++i) x[i] += tmp[i];
+        for (int64_t i = 0; i < T * H; ++i)
+            x[i] += tmp[i];
         out["router_logits." + std::to_string(l)] = logits;
         out["router_probs." + std::to_string(l)] = probs;
         out["topk_weight." + std::to_string(l)] = wts;
@@ -101,10 +109,12 @@ inline Tensors ref_forward(const model::OlmoeWeights& w, const std::vector<int32
     const double ce = ref::cross_entropy(lg.data(), targets.data(), T, V);
     double aux = 0, lb = 0;
     for (int64_t r = 0; r < K; ++r)
-        for (int64_t e = 0; e < E; ++e) aux += rank_count[r * E + e] / rows * (psum[e] / rows);
+        for (int64_t e = 0; e < E; ++e)
+            aux += rank_count[r * E + e] / rows * (psum[e] / rows);
     aux *= double(E);
     const double LT = double(c.num_hidden_layers) * double(T);
-    for (size_t i = 0; i < count.size(); ++i) lb += count[i] * player[i] / double(T);
+    for (size_t i = 0; i < count.size(); ++i)
+        lb += count[i] * player[i] / double(T);
     const double mb_lb = c.router_aux_loss_coef * double(E) / (LT * double(K)) * lb;
     const double mb_z = 0.001 * zsum / (LT * double(K));
     out["logits"] = lg;

@@ -9,8 +9,15 @@
 
 namespace polymoe::kernels {
 
-void attention_forward(float* out, const float* q, const float* k, const float* v,
-                       const int32_t* mask, int64_t B, int64_t S, int64_t NH, int64_t KVH,
+void attention_forward(float* out,
+                       const float* q,
+                       const float* k,
+                       const float* v,
+                       const int32_t* mask,
+                       int64_t B,
+                       int64_t S,
+                       int64_t NH,
+                       int64_t KVH,
                        int64_t HD) {
     const int64_t group = NH / KVH, qw = NH * HD, kw = KVH * HD;
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(HD)));
@@ -30,13 +37,15 @@ void attention_forward(float* out, const float* q, const float* k, const float* 
                 }
                 const float* kj = kb + j * kw;
                 float d = 0.0f;
-                for (int64_t c = 0; c < HD; ++c) d += qi[c] * kj[c];
+                for (int64_t c = 0; c < HD; ++c)
+                    d += qi[c] * kj[c];
                 p[j] = d * scale;
                 mx = std::max(mx, p[j]);
             }
             float* o = out + (b * S + i) * qw + h * HD;
             if (mx == -INFINITY) {
-                for (int64_t c = 0; c < HD; ++c) o[c] = 0.0f;
+                for (int64_t c = 0; c < HD; ++c)
+                    o[c] = 0.0f;
                 continue;
             }
             double sum = 0.0;
@@ -45,14 +54,17 @@ void attention_forward(float* out, const float* q, const float* k, const float* 
                 sum += p[j];
             }
             const float inv = static_cast<float>(1.0 / sum);
-            for (int64_t c = 0; c < HD; ++c) acc[c] = 0.0f;
+            for (int64_t c = 0; c < HD; ++c)
+                acc[c] = 0.0f;
             for (int64_t j = 0; j <= i; ++j) {
                 if (p[j] == 0.0f) continue;
                 const float pj = p[j] * inv;
                 const float* vj = vb + j * kw;
-                for (int64_t c = 0; c < HD; ++c) acc[c] += pj * vj[c];
+                for (int64_t c = 0; c < HD; ++c)
+                    acc[c] += pj * vj[c];
             }
-            for (int64_t c = 0; c < HD; ++c) o[c] = acc[c];
+            for (int64_t c = 0; c < HD; ++c)
+                o[c] = acc[c];
         }
     });
 }

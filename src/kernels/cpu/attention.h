@@ -11,8 +11,15 @@
 namespace polymoe::kernels {
 
 // out: [B*S, NH*HD]; q: [B*S, NH*HD]; k, v: [B*S, KVH*HD]; mask: [B, S] (1 token, 0 pad) or null
-void attention_forward(float* out, const float* q, const float* k, const float* v,
-                       const int32_t* mask, int64_t B, int64_t S, int64_t NH, int64_t KVH,
+void attention_forward(float* out,
+                       const float* q,
+                       const float* k,
+                       const float* v,
+                       const int32_t* mask,
+                       int64_t B,
+                       int64_t S,
+                       int64_t NH,
+                       int64_t KVH,
                        int64_t HD);
 
 }  // namespace polymoe::kernels

@@ -23,11 +23,14 @@ namespace {
 std::vector<float> randn(int64_t n, uint64_t seed, double scale = 1.0) {
     std::vector<float> v(static_cast<size_t>(n));
     const uint64_t key = rng_key(seed, "kernels_test");
-    for (int64_t i = 0; i < n; ++i) v[i] = static_cast<float>(scale * rng_normal(key, i));
+    for (int64_t i = 0; i < n; ++i)
+        v[i] = static_cast<float>(scale * rng_normal(key, i));
     return v;
 }
 
-std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+std::vector<double> to_double(const std::vector<float>& v) {
+    return {v.begin(), v.end()};
+}
 
 // max |a - b| / max(max |b|, tiny): the comparison every kernel test uses.
 template <typename A, typename B>
@@ -49,14 +52,18 @@ TEST(Linear, MatchesReferenceOnAwkwardSizes) {
                 for (bool bias : {false, true}) {
                     auto x = randn(M * K, 1), w = randn(N * K, 2), b = randn(N, 3);
                     std::vector<float> out(M * N);
-                    linear_forward(out.data(), x.data(), w.data(), bias ? b.data() : nullptr, M, N, K);
+                    linear_forward(out.data(), x.data(), w.data(), bias ? b.data() : nullptr, M, N,
+                                   K);
                     auto xd = to_double(x), wd = to_double(w), bd = to_double(b);
                     std::vector<double> ref(M * N), mag(M * N);
-                    ref::linear(ref.data(), xd.data(), wd.data(), bias ? bd.data() : nullptr, M, N, K);
+                    ref::linear(ref.data(), xd.data(), wd.data(), bias ? bd.data() : nullptr, M, N,
+                                K);
                     // Error bound scale: sum of |terms| (cancellation makes |ref| alone too small).
                     for (auto* v : {&xd, &wd, &bd})
-                        for (auto& e : *v) e = std::abs(e);
-                    ref::linear(mag.data(), xd.data(), wd.data(), bias ? bd.data() : nullptr, M, N, K);
+                        for (auto& e : *v)
+                            e = std::abs(e);
+                    ref::linear(mag.data(), xd.data(), wd.data(), bias ? bd.data() : nullptr, M, N,
+                                K);
                     double err = 0, scale = 0;
                     for (int64_t i = 0; i < M * N; ++i) {
                         err = std::max(err, std::abs(out[i] - ref[i]));
@@ -73,7 +80,8 @@ TEST(Linear, StridedInputAndNegativeControl) {
     linear_forward(out.data(), x.data(), w.data(), nullptr, M, N, K, ld);
     std::vector<double> xd(M * K), wd = to_double(w), ref(M * N);
     for (int64_t m = 0; m < M; ++m)
-        for (int64_t k = 0; k < K; ++k) xd[m * K + k] = x[m * ld + k];
+        for (int64_t k = 0; k < K; ++k)
+            xd[m * K + k] = x[m * ld + k];
     ref::linear(ref.data(), xd.data(), wd.data(), static_cast<const double*>(nullptr), M, N, K);
     EXPECT_LT(rel_err(out, ref), kTol);
     // Negative control: ignoring the stride must fail the same comparison.
@@ -125,7 +133,8 @@ TEST(Attention, CausalGqaWithPaddingMatchesReference) {
                 auto q = randn(B * S * NH * HD, 9), k = randn(B * S * KVH * HD, 10),
                      v = randn(B * S * KVH * HD, 11);
                 std::vector<int32_t> mask(B * S, 1);
-                for (int64_t s = S / 2 + 1; s < S; ++s) mask[S + s] = 0;  // row 1 right-padded
+                for (int64_t s = S / 2 + 1; s < S; ++s)
+                    mask[S + s] = 0;  // row 1 right-padded
                 const int32_t* m = use_mask ? mask.data() : nullptr;
                 std::vector<float> out(B * S * NH * HD);
                 attention_forward(out.data(), q.data(), k.data(), v.data(), m, B, S, NH, KVH, HD);
@@ -145,20 +154,20 @@ TEST(Router, SoftmaxTopkMatchesReference) {
                 auto z = randn(T * E, 12, 2.0);
                 std::vector<float> p(T * E), w(T * K), margin(T), lse(T);
                 std::vector<int32_t> idx(T * K), ridx(T * K);
-                router_forward(p.data(), idx.data(), w.data(), margin.data(), lse.data(), z.data(), T,
-                               E, K, renorm);
+                router_forward(p.data(), idx.data(), w.data(), margin.data(), lse.data(), z.data(),
+                               T, E, K, renorm);
                 auto zd = to_double(z);
                 std::vector<double> rp(T * E), rw(T * K), rm(T), rl(T);
-                ref::router(rp.data(), ridx.data(), rw.data(), rm.data(), rl.data(), zd.data(), T, E,
-                            K, renorm);
+                ref::router(rp.data(), ridx.data(), rw.data(), rm.data(), rl.data(), zd.data(), T,
+                            E, K, renorm);
                 EXPECT_LT(rel_err(p, rp), kTol);
                 EXPECT_LT(rel_err(margin, rm), 1e-5);
                 EXPECT_LT(rel_err(lse, rl), kTol);
                 EXPECT_EQ(idx, ridx) << "E " << E << " K " << K;  // random logits: no near ties
                 EXPECT_LT(rel_err(w, rw), kTol);
                 if (!renorm && K > 1 && K < E) {  // negative control: renormalised weights
-                    ref::router(rp.data(), ridx.data(), rw.data(), rm.data(), rl.data(), zd.data(), T,
-                                E, K, true);
+                    ref::router(rp.data(), ridx.data(), rw.data(), rm.data(), rl.data(), zd.data(),
+                                T, E, K, true);
                     EXPECT_GT(rel_err(w, rw), 1e-2);
                 }
             }
@@ -181,7 +190,8 @@ TEST(Moe, DroplessSwigluMatchesReference) {
                  H, I, K);
         EXPECT_LT(rel_err(out, ref), kTol) << T;
         int64_t rows = 0;
-        for (int64_t e = 0; e < E; ++e) rows += ws.count[e];
+        for (int64_t e = 0; e < E; ++e)
+            rows += ws.count[e];
         EXPECT_EQ(rows, T * K);
     }
 }
@@ -190,7 +200,8 @@ TEST(Losses, CrossEntropyAndRouterLossesMatchDefinitions) {
     const int64_t T = 11, V = 50, E = 4, K = 2, L = 2;
     auto logits = randn(T * V, 18, 3.0);
     std::vector<int32_t> targets(T);
-    for (int64_t t = 0; t < T; ++t) targets[t] = t % 3 == 2 ? -100 : static_cast<int32_t>((t * 7) % V);
+    for (int64_t t = 0; t < T; ++t)
+        targets[t] = t % 3 == 2 ? -100 : static_cast<int32_t>((t * 7) % V);
     std::vector<double> rows(T);
     int64_t n = 0;
     const double ce = cross_entropy_forward(rows.data(), logits.data(), targets.data(), T, V, &n);
@@ -206,7 +217,8 @@ TEST(Losses, CrossEntropyAndRouterLossesMatchDefinitions) {
         idx[t * K + 1] = static_cast<int32_t>((t + 2) % 4);
     }
     RouterLossAccumulator acc(L, E, K);
-    for (int l = 0; l < L; ++l) acc.add_layer(l, probs.data(), idx.data(), lse.data(), nullptr, Tb);
+    for (int l = 0; l < L; ++l)
+        acc.add_layer(l, probs.data(), idx.data(), lse.data(), nullptr, Tb);
     RouterLosses r = acc.finalize(0.01);
     EXPECT_NEAR(r.aux, double(K), 1e-12);
     EXPECT_NEAR(r.megablocks_lb, 0.01, 1e-12);

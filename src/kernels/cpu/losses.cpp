@@ -7,8 +7,12 @@
 
 namespace polymoe::kernels {
 
-double cross_entropy_forward(double* loss, const float* logits, const int32_t* targets, int64_t T,
-                             int64_t V, int64_t* counted) {
+double cross_entropy_forward(double* loss,
+                             const float* logits,
+                             const int32_t* targets,
+                             int64_t T,
+                             int64_t V,
+                             int64_t* counted) {
     parallel_for(T, 1, [&](int64_t b, int64_t e, int) {
         for (int64_t t = b; t < e; ++t) {
             if (targets[t] == -100) {
@@ -17,9 +21,11 @@ double cross_entropy_forward(double* loss, const float* logits, const int32_t* t
             }
             const float* z = logits + t * V;
             float mx = z[0];
-            for (int64_t j = 1; j < V; ++j) mx = std::max(mx, z[j]);
+            for (int64_t j = 1; j < V; ++j)
+                mx = std::max(mx, z[j]);
             double s = 0.0;
-            for (int64_t j = 0; j < V; ++j) s += std::exp(static_cast<double>(z[j]) - mx);
+            for (int64_t j = 0; j < V; ++j)
+                s += std::exp(static_cast<double>(z[j]) - mx);
             loss[t] = mx + std::log(s) - static_cast<double>(z[targets[t]]);
         }
     });
@@ -35,11 +41,20 @@ double cross_entropy_forward(double* loss, const float* logits, const int32_t* t
 }
 
 RouterLossAccumulator::RouterLossAccumulator(int64_t L, int64_t E, int64_t K)
-    : L_(L), E_(E), K_(K), rank_count_(K * E, 0.0), prob_sum_(E, 0.0), count_(L * E, 0.0),
+    : L_(L),
+      E_(E),
+      K_(K),
+      rank_count_(K * E, 0.0),
+      prob_sum_(E, 0.0),
+      count_(L * E, 0.0),
       prob_layer_(L * E, 0.0) {}
 
-void RouterLossAccumulator::add_layer(int64_t layer, const float* probs, const int32_t* topk_idx,
-                                      const float* lse, const int32_t* mask, int64_t T) {
+void RouterLossAccumulator::add_layer(int64_t layer,
+                                      const float* probs,
+                                      const int32_t* topk_idx,
+                                      const float* lse,
+                                      const int32_t* mask,
+                                      int64_t T) {
     T_ = T;
     for (int64_t t = 0; t < T; ++t) {
         const bool counted = !mask || mask[t] != 0;
@@ -71,7 +86,8 @@ RouterLosses RouterLossAccumulator::finalize(double coef) const {
     }
     out.z = z_sum_ / LT;
     double lb = 0.0;
-    for (int64_t i = 0; i < L_ * E_; ++i) lb += count_[i] * (prob_layer_[i] / T_);
+    for (int64_t i = 0; i < L_ * E_; ++i)
+        lb += count_[i] * (prob_layer_[i] / T_);
     out.megablocks_lb = coef * static_cast<double>(E_) / (LT * K_) * lb;
     out.megablocks_z = 0.001 * z_sum_ / (LT * K_);
     return out;

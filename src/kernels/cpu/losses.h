@@ -19,8 +19,12 @@ namespace polymoe::kernels {
 // Per-row cross-entropy in double: loss[t] = lse(logits[t]) - logits[t, target[t]], 0 where
 // target[t] == -100. logits: [T, V]; targets: [T]. Returns the mean over counted rows (0 if none)
 // and the number of counted rows in *counted.
-double cross_entropy_forward(double* loss, const float* logits, const int32_t* targets, int64_t T,
-                             int64_t V, int64_t* counted);
+double cross_entropy_forward(double* loss,
+                             const float* logits,
+                             const int32_t* targets,
+                             int64_t T,
+                             int64_t V,
+                             int64_t* counted);
 
 struct RouterLosses {
     double aux = 0, z = 0, megablocks_lb = 0, megablocks_z = 0;
@@ -31,8 +35,12 @@ class RouterLossAccumulator {
 public:
     RouterLossAccumulator(int64_t L, int64_t E, int64_t K);
     // probs: [T, E]; topk_idx: [T, K]; lse: [T]; mask: [T] (1 token / 0 pad) or null.
-    void add_layer(int64_t layer, const float* probs, const int32_t* topk_idx, const float* lse,
-                   const int32_t* mask, int64_t T);
+    void add_layer(int64_t layer,
+                   const float* probs,
+                   const int32_t* topk_idx,
+                   const float* lse,
+                   const int32_t* mask,
+                   int64_t T);
     RouterLosses finalize(double router_aux_loss_coef) const;
 
 private:

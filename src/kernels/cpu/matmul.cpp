@@ -50,15 +50,22 @@ const dnnl::matmul& primitive(Dt dt, int64_t M, int64_t N, int64_t K, int64_t ld
 
 }  // namespace
 
-void linear_forward(float* out, const float* in, Weight w, const float* bias, int64_t M, int64_t N,
-                    int64_t K, int64_t ldin) {
+void linear_forward(float* out,
+                    const float* in,
+                    Weight w,
+                    const float* bias,
+                    int64_t M,
+                    int64_t N,
+                    int64_t K,
+                    int64_t ldin) {
     if (ldin < 0) ldin = K;
     if (M == 0 || N == 0) return;
     POLYMOE_CHECK(K > 0 && !w.empty(), "linear_forward: K = {}, weight set: {}", K, !w.empty());
     auto& e = engine();
     const Dt dt = w.bf16 ? Dt::bf16 : Dt::f32;
     void* src_ptr = const_cast<float*>(in);
-    void* wei_ptr = w.bf16 ? const_cast<bf16_t*>(w.bf16) : static_cast<void*>(const_cast<float*>(w.f32));
+    void* wei_ptr =
+        w.bf16 ? const_cast<bf16_t*>(w.bf16) : static_cast<void*>(const_cast<float*>(w.f32));
     int64_t ld = ldin;
     static thread_local std::vector<bf16_t> in_bf16;
     if (w.bf16) {  // round the input rows to bf16 (compact, stride K)

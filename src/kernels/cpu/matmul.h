@@ -20,7 +20,7 @@ struct Weight {
     const float* f32 = nullptr;
     const bf16_t* bf16 = nullptr;
     Weight() = default;
-    Weight(const float* p) : f32(p) {}  // NOLINT: implicit, f32 is the common case
+    Weight(const float* p) : f32(p) {}    // NOLINT: implicit, f32 is the common case
     Weight(const bf16_t* p) : bf16(p) {}  // NOLINT
     bool empty() const { return !f32 && !bf16; }
     // The weight `elements` further on (the next expert of a stacked array).
@@ -33,7 +33,13 @@ struct Weight {
 };
 
 // out: [M, N] (assigned); in: [M, K] rows with stride ldin (>= K); w: [N, K]; bias: [N] or nullptr.
-void linear_forward(float* out, const float* in, Weight w, const float* bias, int64_t M, int64_t N,
-                    int64_t K, int64_t ldin = -1);
+void linear_forward(float* out,
+                    const float* in,
+                    Weight w,
+                    const float* bias,
+                    int64_t M,
+                    int64_t N,
+                    int64_t K,
+                    int64_t ldin = -1);
 
 }  // namespace polymoe::kernels

@@ -15,8 +15,10 @@ void moe_permute(MoeWorkspace& ws, const int32_t* topk_idx, int64_t T, int64_t E
     ws.offset.assign(static_cast<size_t>(E + 1), 0);
     ws.row_token.resize(static_cast<size_t>(T * K));
     ws.slot_row.resize(static_cast<size_t>(T * K));
-    for (int64_t s = 0; s < T * K; ++s) ws.count[topk_idx[s]]++;
-    for (int64_t e = 0; e < E; ++e) ws.offset[e + 1] = ws.offset[e] + ws.count[e];
+    for (int64_t s = 0; s < T * K; ++s)
+        ws.count[topk_idx[s]]++;
+    for (int64_t e = 0; e < E; ++e)
+        ws.offset[e + 1] = ws.offset[e] + ws.count[e];
     std::vector<int64_t> fill(ws.offset.begin(), ws.offset.end() - 1);
     for (int64_t s = 0; s < T * K; ++s) {
         const int64_t row = fill[topk_idx[s]]++;
@@ -25,8 +27,19 @@ void moe_permute(MoeWorkspace& ws, const int32_t* topk_idx, int64_t T, int64_t E
     }
 }
 
-void moe_forward(float* out, MoeWorkspace& ws, const float* x, const int32_t* topk_idx,
-                 const float* topk_weight, Weight w_gate, Weight w_up, Weight w_down, int64_t T, int64_t H, int64_t I, int64_t E, int64_t K) {
+void moe_forward(float* out,
+                 MoeWorkspace& ws,
+                 const float* x,
+                 const int32_t* topk_idx,
+                 const float* topk_weight,
+                 Weight w_gate,
+                 Weight w_up,
+                 Weight w_down,
+                 int64_t T,
+                 int64_t H,
+                 int64_t I,
+                 int64_t E,
+                 int64_t K) {
     moe_permute(ws, topk_idx, T, E, K);
     const int64_t R = T * K;
     ws.xg.resize(static_cast<size_t>(R * H));
@@ -58,11 +71,13 @@ void moe_forward(float* out, MoeWorkspace& ws, const float* x, const int32_t* to
     parallel_for(T, 8, [&](int64_t b, int64_t e, int) {
         for (int64_t t = b; t < e; ++t) {
             float* o = out + t * H;
-            for (int64_t c = 0; c < H; ++c) o[c] = 0.0f;
+            for (int64_t c = 0; c < H; ++c)
+                o[c] = 0.0f;
             for (int64_t r = 0; r < K; ++r) {
                 const float w = topk_weight[t * K + r];
                 const float* y = &ws.y[ws.slot_row[t * K + r] * H];
-                for (int64_t c = 0; c < H; ++c) o[c] += w * y[c];
+                for (int64_t c = 0; c < H; ++c)
+                    o[c] += w * y[c];
             }
         }
     });

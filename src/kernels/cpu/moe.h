@@ -19,20 +19,31 @@ namespace polymoe::kernels {
 
 // Routing grouped by expert, plus buffers of the grouped computation ([T*K, ...] rows).
 struct MoeWorkspace {
-    std::vector<int64_t> count;     // [E] rows per expert
-    std::vector<int64_t> offset;    // [E + 1] first grouped row of each expert
-    std::vector<int64_t> row_token; // [T*K] token of each grouped row
-    std::vector<int64_t> slot_row;  // [T*K] grouped row of slot (t, r) = t*K + r
-    std::vector<float> xg;          // [T*K, H] gathered inputs
-    std::vector<float> g, u, a;     // [T*K, I] gate, up, silu(gate)*up
-    std::vector<float> y;           // [T*K, H] expert outputs
+    std::vector<int64_t> count;      // [E] rows per expert
+    std::vector<int64_t> offset;     // [E + 1] first grouped row of each expert
+    std::vector<int64_t> row_token;  // [T*K] token of each grouped row
+    std::vector<int64_t> slot_row;   // [T*K] grouped row of slot (t, r) = t*K + r
+    std::vector<float> xg;           // [T*K, H] gathered inputs
+    std::vector<float> g, u, a;      // [T*K, I] gate, up, silu(gate)*up
+    std::vector<float> y;            // [T*K, H] expert outputs
 };
 
 void moe_permute(MoeWorkspace& ws, const int32_t* topk_idx, int64_t T, int64_t E, int64_t K);
 
 // out: [T, H] (assigned); x: [T, H]; topk_idx, topk_weight: [T, K];
 // w_gate, w_up: [E, I, H]; w_down: [E, H, I] (f32 or bf16, see matmul.h)
-void moe_forward(float* out, MoeWorkspace& ws, const float* x, const int32_t* topk_idx,
-                 const float* topk_weight, Weight w_gate, Weight w_up, Weight w_down, int64_t T, int64_t H, int64_t I, int64_t E, int64_t K);
+void moe_forward(float* out,
+                 MoeWorkspace& ws,
+                 const float* x,
+                 const int32_t* topk_idx,
+                 const float* topk_weight,
+                 Weight w_gate,
+                 Weight w_up,
+                 Weight w_down,
+                 int64_t T,
+                 int64_t H,
+                 int64_t I,
+                 int64_t E,
+                 int64_t K);
 
 }  // namespace polymoe::kernels

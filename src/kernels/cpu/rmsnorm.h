@@ -12,7 +12,7 @@
 namespace polymoe::kernels {
 
 // y, x: [rows, cols] (y may alias x); w: [cols]; rstd (saved for backward, may be null): [rows]
-void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int64_t rows,
-                     int64_t cols, float eps);
+void rmsnorm_forward(
+    float* y, float* rstd, const float* x, const float* w, int64_t rows, int64_t cols, float eps);
 
 }  // namespace polymoe::kernels

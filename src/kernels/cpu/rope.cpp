@@ -24,8 +24,7 @@ RopeTable rope_table(int64_t S, int64_t HD, double theta) {
     return t;
 }
 
-void rope_forward(float* x, const RopeTable& tab, int64_t B, int64_t S, int64_t heads,
-                  int64_t HD) {
+void rope_forward(float* x, const RopeTable& tab, int64_t B, int64_t S, int64_t heads, int64_t HD) {
     const int64_t half = HD / 2;
     parallel_for(B * S, 16, [&](int64_t b, int64_t e, int) {
         for (int64_t t = b; t < e; ++t) {

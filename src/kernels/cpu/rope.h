@@ -21,7 +21,6 @@ struct RopeTable {
 RopeTable rope_table(int64_t S, int64_t HD, double theta);
 
 // x: [B*S, heads*HD], rotated in place; row t has position t % S.
-void rope_forward(float* x, const RopeTable& tab, int64_t B, int64_t S, int64_t heads,
-                  int64_t HD);
+void rope_forward(float* x, const RopeTable& tab, int64_t B, int64_t S, int64_t heads, int64_t HD);
 
 }  // namespace polymoe::kernels

@@ -7,16 +7,26 @@
 
 namespace polymoe::kernels {
 
-void router_forward(float* probs, int32_t* topk_idx, float* topk_weight, float* margin, float* lse,
-                    const float* logits, int64_t T, int64_t E, int64_t K, bool norm_topk_prob) {
+void router_forward(float* probs,
+                    int32_t* topk_idx,
+                    float* topk_weight,
+                    float* margin,
+                    float* lse,
+                    const float* logits,
+                    int64_t T,
+                    int64_t E,
+                    int64_t K,
+                    bool norm_topk_prob) {
     parallel_for(T, 16, [&](int64_t b, int64_t e, int) {
         for (int64_t t = b; t < e; ++t) {
             const float* z = logits + t * E;
             float* p = probs + t * E;
             float mx = z[0];
-            for (int64_t j = 1; j < E; ++j) mx = std::max(mx, z[j]);
+            for (int64_t j = 1; j < E; ++j)
+                mx = std::max(mx, z[j]);
             double sum = 0.0;
-            for (int64_t j = 0; j < E; ++j) sum += std::exp(static_cast<double>(z[j]) - mx);
+            for (int64_t j = 0; j < E; ++j)
+                sum += std::exp(static_cast<double>(z[j]) - mx);
             for (int64_t j = 0; j < E; ++j)
                 p[j] = static_cast<float>(std::exp(static_cast<double>(z[j]) - mx) / sum);
             if (lse) lse[t] = static_cast<float>(mx + std::log(sum));
@@ -27,7 +37,8 @@ void router_forward(float* probs, int32_t* topk_idx, float* topk_weight, float* 
                 int64_t best = -1;
                 for (int64_t j = 0; j < E; ++j) {
                     bool taken = false;
-                    for (int64_t q = 0; q < r && q < K; ++q) taken |= idx[q] == j;
+                    for (int64_t q = 0; q < r && q < K; ++q)
+                        taken |= idx[q] == j;
                     if (taken) continue;
                     if (best < 0 || p[j] > p[best]) best = j;
                 }
@@ -43,7 +54,8 @@ void router_forward(float* probs, int32_t* topk_idx, float* topk_weight, float* 
                 wsum += w[r];
             }
             if (norm_topk_prob)
-                for (int64_t r = 0; r < K; ++r) w[r] = static_cast<float>(w[r] / wsum);
+                for (int64_t r = 0; r < K; ++r)
+                    w[r] = static_cast<float>(w[r] / wsum);
             if (margin) margin[t] = p[idx[K - 1]] - (K < E ? next : 0.0f);
         }
     });

@@ -12,7 +12,15 @@ namespace polymoe::kernels {
 
 // probs: [T, E]; topk_idx: [T, K]; topk_weight: [T, K]; margin: [T] (may be null);
 // lse (log-sum-exp of each row, for the z-loss; may be null): [T]; logits: [T, E]
-void router_forward(float* probs, int32_t* topk_idx, float* topk_weight, float* margin, float* lse,
-                    const float* logits, int64_t T, int64_t E, int64_t K, bool norm_topk_prob);
+void router_forward(float* probs,
+                    int32_t* topk_idx,
+                    float* topk_weight,
+                    float* margin,
+                    float* lse,
+                    const float* logits,
+                    int64_t T,
+                    int64_t E,
+                    int64_t K,
+                    bool norm_topk_prob);
 
 }  // namespace polymoe::kernels

@@ -17,7 +17,8 @@ void linear(T* out, const T* in, const W* w, const W* bias, int64_t M, int64_t N
     for (int64_t m = 0; m < M; ++m)
         for (int64_t n = 0; n < N; ++n) {
             T s = bias ? T(bias[n]) : T(0);
-            for (int64_t k = 0; k < K; ++k) s += in[m * K + k] * T(w[n * K + k]);
+            for (int64_t k = 0; k < K; ++k)
+                s += in[m * K + k] * T(w[n * K + k]);
             out[m * N + n] = s;
         }
 }
@@ -25,13 +26,14 @@ void linear(T* out, const T* in, const W* w, const W* bias, int64_t M, int64_t N
 // y = w * x / sqrt(mean(x^2) + eps) over groups of `cols` (per_head: groups of `group` columns,
 // the wrong OLMoE variant).
 template <typename T, typename W>
-void rmsnorm(T* y, const T* x, const W* w, int64_t rows, int64_t cols, double eps,
-             int64_t group = 0) {
+void rmsnorm(
+    T* y, const T* x, const W* w, int64_t rows, int64_t cols, double eps, int64_t group = 0) {
     if (group <= 0) group = cols;
     for (int64_t r = 0; r < rows; ++r)
         for (int64_t g0 = 0; g0 < cols; g0 += group) {
             T ss = 0;
-            for (int64_t c = g0; c < g0 + group; ++c) ss += x[r * cols + c] * x[r * cols + c];
+            for (int64_t c = g0; c < g0 + group; ++c)
+                ss += x[r * cols + c] * x[r * cols + c];
             T rstd = T(1) / std::sqrt(ss / T(group) + T(eps));
             for (int64_t c = g0; c < g0 + group; ++c)
                 y[r * cols + c] = T(w[c]) * (x[r * cols + c] * rstd);
@@ -40,8 +42,8 @@ void rmsnorm(T* y, const T* x, const W* w, int64_t rows, int64_t cols, double ep
 
 // Rotate-half RoPE on x: [B*S, heads*HD] in place; interleaved = the GPT-J pairing (wrong here).
 template <typename T>
-void rope(T* x, int64_t B, int64_t S, int64_t heads, int64_t HD, double theta,
-          bool interleaved = false) {
+void rope(
+    T* x, int64_t B, int64_t S, int64_t heads, int64_t HD, double theta, bool interleaved = false) {
     const int64_t half = HD / 2;
     for (int64_t t = 0; t < B * S; ++t)
         for (int64_t h = 0; h < heads; ++h) {
@@ -59,8 +61,16 @@ void rope(T* x, int64_t B, int64_t S, int64_t heads, int64_t HD, double theta,
 
 // Causal GQA attention with optional padding mask [B, S]; rows with no visible key give zeros.
 template <typename T>
-void attention(T* out, const T* q, const T* k, const T* v, const int32_t* mask, int64_t B,
-               int64_t S, int64_t NH, int64_t KVH, int64_t HD) {
+void attention(T* out,
+               const T* q,
+               const T* k,
+               const T* v,
+               const int32_t* mask,
+               int64_t B,
+               int64_t S,
+               int64_t NH,
+               int64_t KVH,
+               int64_t HD) {
     const int64_t group = NH / KVH;
     std::vector<T> p(static_cast<size_t>(S));
     for (int64_t b = 0; b < B; ++b)
@@ -75,12 +85,14 @@ void attention(T* out, const T* q, const T* k, const T* v, const int32_t* mask, 
                     }
                     const T* kj = k + (b * S + j) * KVH * HD + (h / group) * HD;
                     T d = 0;
-                    for (int64_t c = 0; c < HD; ++c) d += qi[c] * kj[c];
+                    for (int64_t c = 0; c < HD; ++c)
+                        d += qi[c] * kj[c];
                     p[j] = d / std::sqrt(T(HD));
                     mx = std::max(mx, p[j]);
                 }
                 T* o = out + (b * S + i) * NH * HD + h * HD;
-                for (int64_t c = 0; c < HD; ++c) o[c] = 0;
+                for (int64_t c = 0; c < HD; ++c)
+                    o[c] = 0;
                 if (mx == -INFINITY) continue;
                 T sum = 0;
                 for (int64_t j = 0; j <= i; ++j) {
@@ -89,25 +101,38 @@ void attention(T* out, const T* q, const T* k, const T* v, const int32_t* mask, 
                 }
                 for (int64_t j = 0; j <= i; ++j) {
                     const T* vj = v + (b * S + j) * KVH * HD + (h / group) * HD;
-                    for (int64_t c = 0; c < HD; ++c) o[c] += p[j] / sum * vj[c];
+                    for (int64_t c = 0; c < HD; ++c)
+                        o[c] += p[j] / sum * vj[c];
                 }
             }
 }
 
 // Softmax over E, top-K descending (lower id first on ties), weights renormalised when `renorm`.
 template <typename T>
-void router(T* probs, int32_t* idx, T* weight, T* margin, T* lse, const T* logits, int64_t Tn,
-            int64_t E, int64_t K, bool renorm) {
+void router(T* probs,
+            int32_t* idx,
+            T* weight,
+            T* margin,
+            T* lse,
+            const T* logits,
+            int64_t Tn,
+            int64_t E,
+            int64_t K,
+            bool renorm) {
     std::vector<int32_t> order(static_cast<size_t>(E));
     for (int64_t t = 0; t < Tn; ++t) {
         const T* z = logits + t * E;
         T* p = probs + t * E;
         T mx = *std::max_element(z, z + E), s = 0;
-        for (int64_t e = 0; e < E; ++e) s += std::exp(z[e] - mx);
-        for (int64_t e = 0; e < E; ++e) p[e] = std::exp(z[e] - mx) / s;
+        for (int64_t e = 0; e < E; ++e)
+            s += std::exp(z[e] - mx);
+        for (int64_t e = 0; e < E; ++e)
+            p[e] = std::exp(z[e] - mx) / s;
         if (lse) lse[t] = mx + std::log(s);
-        for (int64_t e = 0; e < E; ++e) order[e] = static_cast<int32_t>(e);
-        std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return p[a] > p[b]; });
+        for (int64_t e = 0; e < E; ++e)
+            order[e] = static_cast<int32_t>(e);
+        std::stable_sort(order.begin(), order.end(),
+                         [&](int32_t a, int32_t b) { return p[a] > p[b]; });
         T wsum = 0;
         for (int64_t r = 0; r < K; ++r) {
             idx[t * K + r] = order[r];
@@ -115,26 +140,40 @@ void router(T* probs, int32_t* idx, T* weight, T* margin, T* lse, const T* logit
             wsum += p[order[r]];
         }
         if (renorm)
-            for (int64_t r = 0; r < K; ++r) weight[t * K + r] /= wsum;
+            for (int64_t r = 0; r < K; ++r)
+                weight[t * K + r] /= wsum;
         if (margin) margin[t] = p[order[K - 1]] - (K < E ? p[order[K]] : T(0));
     }
 }
 
 // Dropless SwiGLU MoE: out[t] = sum_r w[t,r] * down_e(silu(gate_e(x)) * up_e(x)), e = idx[t,r].
 template <typename T, typename W>
-void moe(T* out, const T* x, const int32_t* idx, const T* weight, const W* w_gate, const W* w_up,
-         const W* w_down, int64_t Tn, int64_t H, int64_t I, int64_t K) {
+void moe(T* out,
+         const T* x,
+         const int32_t* idx,
+         const T* weight,
+         const W* w_gate,
+         const W* w_up,
+         const W* w_down,
+         int64_t Tn,
+         int64_t H,
+         int64_t I,
+         int64_t K) {
     std::vector<T> g(static_cast<size_t>(I)), u(static_cast<size_t>(I)), y(static_cast<size_t>(H));
     for (int64_t t = 0; t < Tn; ++t) {
         T* o = out + t * H;
-        for (int64_t c = 0; c < H; ++c) o[c] = 0;
+        for (int64_t c = 0; c < H; ++c)
+            o[c] = 0;
         for (int64_t r = 0; r < K; ++r) {
             const int64_t e = idx[t * K + r];
-            linear(g.data(), x + t * H, w_gate + e * I * H, static_cast<const W*>(nullptr), 1, I, H);
+            linear(g.data(), x + t * H, w_gate + e * I * H, static_cast<const W*>(nullptr), 1, I,
+                   H);
             linear(u.data(), x + t * H, w_up + e * I * H, static_cast<const W*>(nullptr), 1, I, H);
-            for (int64_t i = 0; i < I; ++i) g[i] = g[i] / (T(1) + std::exp(-g[i])) * u[i];
+            for (int64_t i = 0; i < I; ++i)
+                g[i] = g[i] / (T(1) + std::exp(-g[i])) * u[i];
             linear(y.data(), g.data(), w_down + e * H * I, static_cast<const W*>(nullptr), 1, H, I);
-            for (int64_t c = 0; c < H; ++c) o[c] += weight[t * K + r] * y[c];
+            for (int64_t c = 0; c < H; ++c)
+                o[c] += weight[t * K + r] * y[c];
         }
     }
 }
@@ -148,7 +187,8 @@ T cross_entropy(const T* logits, const int32_t* targets, int64_t Tn, int64_t V) 
         if (targets[t] == -100) continue;
         const T* z = logits + t * V;
         T mx = *std::max_element(z, z + V), s = 0;
-        for (int64_t j = 0; j < V; ++j) s += std::exp(z[j] - mx);
+        for (int64_t j = 0; j < V; ++j)
+            s += std::exp(z[j] - mx);
         sum += mx + std::log(s) - z[targets[t]];
         ++n;
     }
