@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The README's test command: install dependencies, build the `ci` preset (release, -Werror) and
-# the `ci-dev` preset (ASan+UBSan, -Werror), check formatting, and run the unit, golden and CLI tests of both with
-# CTest (which prints its summary line).
+# The README's test command: install dependencies, check formatting, build the `ci` preset
+# (release, -Werror) and the `ci-dev` preset (ASan+UBSan, -Werror), and run the unit, golden and
+# CLI tests of both with CTest (which prints its summary line).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh

@@ -11,6 +11,7 @@ namespace polymoe::cli {
 std::function<void()> register_init(CLI::App& app);
 std::function<void()> register_forward(CLI::App& app);
 std::function<void()> register_bench(CLI::App& app);
+std::function<void()> register_tokenize(CLI::App& app);
 }  // namespace polymoe::cli
 
 int main(int argc, char** argv) {
@@ -27,6 +28,7 @@ int main(int argc, char** argv) {
     add(register_init);
     add(register_forward);
     add(register_bench);
+    add(register_tokenize);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
