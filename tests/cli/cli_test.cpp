@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "golden/compare.h"
 #include "io/safetensors.h"
@@ -135,6 +136,39 @@ TEST_F(Cli, InitTinyReproducesThePythonInitGolden) {
     auto golden = read_all(io::SafetensorsFile::open((fx / "golden.safetensors").string()));
     Comparison c = compare(out, golden, 1e-5);
     EXPECT_TRUE(c.ok()) << c.report();
+}
+
+TEST_F(Cli, TokenizeJsonlMatchesTheReferenceTokenizer) {
+    // Every golden case of tests/fixtures/tokenizer (npm tokenizers output) through the binary:
+    // one JSONL document per case in, one line of ids per document out, in order.
+    std::ifstream in(kFixtures / "tokenizer" / "cases.jsonl");
+    std::vector<std::vector<int64_t>> expected;
+    {
+        std::ofstream docs(dir / "docs.jsonl");
+        std::string line;
+        while (std::getline(in, line)) {
+            auto j = nlohmann::json::parse(line);
+            docs << nlohmann::json{{"text", j["text"]}}.dump() << "\n";
+            expected.push_back(j["ids"].get<std::vector<int64_t>>());
+        }
+    }
+    ASSERT_GT(expected.size(), 500u);
+    Result r = run("tokenize --in " + p("docs.jsonl") + " --out " + p("ids.txt") + " --threads 2");
+    ASSERT_EQ(r.code, 0) << r.out;
+    std::ifstream got(p("ids.txt"));
+    std::string line;
+    size_t n = 0, equal = 0;
+    while (std::getline(got, line)) {
+        std::istringstream ss(line);
+        std::vector<int64_t> ids;
+        int64_t v;
+        while (ss >> v)
+            ids.push_back(v);
+        if (n < expected.size() && ids == expected[n]) ++equal;
+        ++n;
+    }
+    EXPECT_EQ(n, expected.size());
+    EXPECT_EQ(equal, expected.size());
 }
 
 TEST_F(Cli, BadInputsNameTheProblem) {
