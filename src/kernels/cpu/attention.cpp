@@ -9,6 +9,27 @@
 
 namespace polymoe::kernels {
 
+namespace {
+
+// q·k with 16 independent partial sums reduced in a fixed order: vectorisable without
+// -ffast-math (a single running sum is a serial dependency chain), and deterministic.
+inline float dot(const float* __restrict a, const float* __restrict b, int64_t n) {
+    constexpr int64_t kLanes = 16;
+    float acc[kLanes] = {};
+    int64_t c = 0;
+    for (; c + kLanes <= n; c += kLanes)
+        for (int64_t l = 0; l < kLanes; ++l)
+            acc[l] += a[c + l] * b[c + l];
+    for (; c < n; ++c)
+        acc[c % kLanes] += a[c] * b[c];
+    for (int64_t w = kLanes / 2; w > 0; w /= 2)
+        for (int64_t l = 0; l < w; ++l)
+            acc[l] += acc[l + w];
+    return acc[0];
+}
+
+}  // namespace
+
 void attention_forward(float* out,
                        const float* q,
                        const float* k,
@@ -35,11 +56,7 @@ void attention_forward(float* out,
                     p[j] = -INFINITY;
                     continue;
                 }
-                const float* kj = kb + j * kw;
-                float d = 0.0f;
-                for (int64_t c = 0; c < HD; ++c)
-                    d += qi[c] * kj[c];
-                p[j] = d * scale;
+                p[j] = dot(qi, kb + j * kw, HD) * scale;
                 mx = std::max(mx, p[j]);
             }
             float* o = out + (b * S + i) * qw + h * HD;
