@@ -1,6 +1,7 @@
 // oneDNN-backed linear layer (see matmul.h).
 #include "kernels/cpu/matmul.h"
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -48,7 +49,79 @@ const dnnl::matmul& primitive(Dt dt, int64_t M, int64_t N, int64_t K, int64_t ld
     return cache.emplace(key, dnnl::matmul(pd)).first->second;
 }
 
+// General f32 GEMM primitive, cached by shape, transposes and accumulation.
+using GemmKey = std::tuple<int64_t, int64_t, int64_t, bool, bool, bool>;
+
+const dnnl::matmul& gemm_primitive(int64_t M, int64_t N, int64_t K, bool ta, bool tb, bool acc) {
+    static std::mutex mu;
+    static std::map<GemmKey, dnnl::matmul> cache;
+    std::lock_guard<std::mutex> lock(mu);
+    GemmKey key{M, N, K, ta, tb, acc};
+    auto it = cache.find(key);
+    if (it != cache.end()) return it->second;
+    memory::desc a({M, K}, Dt::f32, ta ? memory::dims{1, M} : memory::dims{K, 1});
+    memory::desc b({K, N}, Dt::f32, tb ? memory::dims{1, K} : memory::dims{N, 1});
+    memory::desc c({M, N}, Dt::f32, {N, 1});
+    dnnl::primitive_attr attr;
+    if (acc) {
+        dnnl::post_ops po;
+        po.append_sum(1.0f);
+        attr.set_post_ops(po);
+    }
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, memory::desc(), c), attr,
+                                    engine().eng);
+    return cache.emplace(key, dnnl::matmul(pd)).first->second;
+}
+
+void gemm_f32(float* c,
+              const float* a,
+              const float* b,
+              int64_t M,
+              int64_t N,
+              int64_t K,
+              bool ta,
+              bool tb,
+              bool acc) {
+    if (M == 0 || N == 0) return;
+    if (K == 0) {
+        if (!acc) std::fill(c, c + M * N, 0.0f);
+        return;
+    }
+    auto& e = engine();
+    const auto& mm = gemm_primitive(M, N, K, ta, tb, acc);
+    memory ma(memory::desc({M, K}, Dt::f32, ta ? memory::dims{1, M} : memory::dims{K, 1}), e.eng,
+              const_cast<float*>(a));
+    memory mb(memory::desc({K, N}, Dt::f32, tb ? memory::dims{1, K} : memory::dims{N, 1}), e.eng,
+              const_cast<float*>(b));
+    memory mc(memory::desc({M, N}, Dt::f32, {N, 1}), e.eng, c);
+    mm.execute(e.stream, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}});
+    e.stream.wait();
+}
+
 }  // namespace
+
+void linear_backward(float* din,
+                     float* dw,
+                     float* dbias,
+                     const float* dout,
+                     const float* in,
+                     const float* w,
+                     int64_t M,
+                     int64_t N,
+                     int64_t K) {
+    if (din) gemm_f32(din, dout, w, M, K, N, false, false, false);  // [M,N]·[N,K]
+    if (dw) gemm_f32(dw, dout, in, N, K, M, true, false, true);     // [N,M]·[M,K], accumulated
+    if (dbias) {
+        parallel_for(N, 64, [&](int64_t b, int64_t e, int) {
+            for (int64_t n = b; n < e; ++n) {
+                double s = 0.0;
+                for (int64_t m = 0; m < M; ++m)
+                    s += dout[m * N + n];
+                dbias[n] += static_cast<float>(s);
+            }
+        });
+    }
+}
 
 void linear_forward(float* out,
                     const float* in,

@@ -1,6 +1,9 @@
 // Dense layers through oneDNN's matmul, the GEMM behind every projection, expert and the lm head.
 // PyTorch nn.Linear convention:
 //   forward:  out[M, N] = in[M, K] · w[N, K]^T (+ bias[N])
+//   backward: din[M, K] = dout[M, N] · w[N, K]              (assigned)
+//             dw[N, K] += dout[M, N]^T · in[M, K]            (accumulated)
+//             dbias[N] += sum over rows of dout (double)      (accumulated)
 // Weights are f32 or bf16 (`Weight`). f32 weights: f32 GEMM, f32 accumulation. bf16 weights:
 // the input rows are rounded to bf16 (RNE) and oneDNN's bf16 GEMM (AVX512-BF16) accumulates in
 // f32 and writes f32 — the "bf16 compute" mode, ~2x the f32 peak, at bf16 input precision.
@@ -41,5 +44,17 @@ void linear_forward(float* out,
                     int64_t N,
                     int64_t K,
                     int64_t ldin = -1);
+
+// Gradients of linear_forward for f32 weights (training keeps f32 master weights); any of
+// din, dw, dbias may be null to skip it. dout: [M, N]; in: [M, K]; w: [N, K].
+void linear_backward(float* din,
+                     float* dw,
+                     float* dbias,
+                     const float* dout,
+                     const float* in,
+                     const float* w,
+                     int64_t M,
+                     int64_t N,
+                     int64_t K);
 
 }  // namespace polymoe::kernels

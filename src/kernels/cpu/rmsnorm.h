@@ -15,4 +15,16 @@ namespace polymoe::kernels {
 void rmsnorm_forward(
     float* y, float* rstd, const float* x, const float* w, int64_t rows, int64_t cols, float eps);
 
+// dx: [rows, cols] (assigned); dw: [cols] (accumulated); x, rstd as saved by rmsnorm_forward.
+// Per-row terms in double; dw is reduced over rows in a fixed order (per-thread partial sums
+// combined in thread order).
+void rmsnorm_backward(float* dx,
+                      float* dw,
+                      const float* dy,
+                      const float* x,
+                      const float* w,
+                      const float* rstd,
+                      int64_t rows,
+                      int64_t cols);
+
 }  // namespace polymoe::kernels

@@ -42,4 +42,23 @@ void rope_forward(float* x, const RopeTable& tab, int64_t B, int64_t S, int64_t 
     });
 }
 
+void rope_backward(
+    float* dx, const RopeTable& tab, int64_t B, int64_t S, int64_t heads, int64_t HD) {
+    const int64_t half = HD / 2;
+    parallel_for(B * S, 16, [&](int64_t b, int64_t e, int) {
+        for (int64_t t = b; t < e; ++t) {
+            const float* c = tab.cos.data() + (t % S) * half;
+            const float* s = tab.sin.data() + (t % S) * half;
+            for (int64_t h = 0; h < heads; ++h) {
+                float* v = dx + t * heads * HD + h * HD;
+                for (int64_t i = 0; i < half; ++i) {
+                    const float g1 = v[i], g2 = v[i + half];
+                    v[i] = g1 * c[i] + g2 * s[i];
+                    v[i + half] = g2 * c[i] - g1 * s[i];
+                }
+            }
+        }
+    });
+}
+
 }  // namespace polymoe::kernels

@@ -23,4 +23,8 @@ RopeTable rope_table(int64_t S, int64_t HD, double theta);
 // x: [B*S, heads*HD], rotated in place; row t has position t % S.
 void rope_forward(float* x, const RopeTable& tab, int64_t B, int64_t S, int64_t heads, int64_t HD);
 
+// dx = rotation of dy by -a, in place on dx: [B*S, heads*HD] (holding dy on entry).
+void rope_backward(
+    float* dx, const RopeTable& tab, int64_t B, int64_t S, int64_t heads, int64_t HD);
+
 }  // namespace polymoe::kernels
