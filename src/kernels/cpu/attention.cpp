@@ -86,4 +86,78 @@ void attention_forward(float* out,
     });
 }
 
+void attention_backward(float* dq,
+                        float* dk,
+                        float* dv,
+                        const float* dout,
+                        const float* q,
+                        const float* k,
+                        const float* v,
+                        const int32_t* mask,
+                        int64_t B,
+                        int64_t S,
+                        int64_t NH,
+                        int64_t KVH,
+                        int64_t HD) {
+    const int64_t group = NH / KVH, qw = NH * HD, kw = KVH * HD;
+    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(HD)));
+    parallel_for(B * KVH, 1, [&](int64_t begin, int64_t end, int) {
+        std::vector<float> p(static_cast<size_t>(S)), dp(static_cast<size_t>(S));
+        for (int64_t job = begin; job < end; ++job) {
+            const int64_t b = job / KVH, g = job % KVH;
+            float* dkb = dk + b * S * kw + g * HD;
+            float* dvb = dv + b * S * kw + g * HD;
+            const float* kb = k + b * S * kw + g * HD;
+            const float* vb = v + b * S * kw + g * HD;
+            for (int64_t j = 0; j < S; ++j)
+                for (int64_t c = 0; c < HD; ++c)
+                    dkb[j * kw + c] = dvb[j * kw + c] = 0.0f;
+            for (int64_t h = g * group; h < (g + 1) * group; ++h) {
+                for (int64_t i = 0; i < S; ++i) {
+                    const float* qi = q + (b * S + i) * qw + h * HD;
+                    const float* doi = dout + (b * S + i) * qw + h * HD;
+                    float* dqi = dq + (b * S + i) * qw + h * HD;
+                    // Recompute this row's softmax exactly as the forward does.
+                    float mx = -INFINITY;
+                    for (int64_t j = 0; j <= i; ++j) {
+                        if (mask && mask[b * S + j] == 0) {
+                            p[j] = -INFINITY;
+                            continue;
+                        }
+                        p[j] = dot(qi, kb + j * kw, HD) * scale;
+                        mx = std::max(mx, p[j]);
+                    }
+                    for (int64_t c = 0; c < HD; ++c)
+                        dqi[c] = 0.0f;
+                    if (mx == -INFINITY) continue;
+                    double sum = 0.0;
+                    for (int64_t j = 0; j <= i; ++j) {
+                        p[j] = p[j] == -INFINITY ? 0.0f : std::exp(p[j] - mx);
+                        sum += p[j];
+                    }
+                    const float inv = static_cast<float>(1.0 / sum);
+                    double pdp = 0.0;
+                    for (int64_t j = 0; j <= i; ++j) {
+                        p[j] *= inv;
+                        dp[j] = p[j] == 0.0f ? 0.0f : dot(doi, vb + j * kw, HD);
+                        pdp += static_cast<double>(p[j]) * dp[j];
+                    }
+                    for (int64_t j = 0; j <= i; ++j) {
+                        if (p[j] == 0.0f) continue;
+                        const float ds = p[j] * (dp[j] - static_cast<float>(pdp)) * scale;
+                        const float* kj = kb + j * kw;
+                        float* dkj = dkb + j * kw;
+                        float* dvj = dvb + j * kw;
+                        for (int64_t c = 0; c < HD; ++c) {
+                            dqi[c] += ds * kj[c];
+                            dkj[c] += ds * qi[c];
+                            dvj[c] += p[j] * doi[c];
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
 }  // namespace polymoe::kernels

@@ -2,6 +2,9 @@
 // eager attention: for query head h (kv head h / (NH / KVH)), position i of batch row b,
 //   s_j = q_i · k_j / sqrt(HD)   for keys j <= i with mask[b, j] = 1
 //   p   = softmax(s) (float32, max-subtracted, double sum),  out_i = sum_j p_j v_j
+// Backward (probabilities recomputed, not saved), with dp_j = do_i · v_j:
+//   ds_j = p_j (dp_j - sum_l p_l dp_l);  dq_i = scale sum_j ds_j k_j   (assigned)
+//   dk_j = scale sum_i ds_j q_i;  dv_j = sum_i p_j do_i                 (assigned)
 // Padded query rows are still computed (they see the unpadded keys before them). A row with no
 // visible key (only possible with left padding) outputs zeros instead of HF's NaN/uniform.
 #pragma once
@@ -21,5 +24,21 @@ void attention_forward(float* out,
                        int64_t NH,
                        int64_t KVH,
                        int64_t HD);
+
+// dq: [B*S, NH*HD]; dk, dv: [B*S, KVH*HD] (all assigned); dout: [B*S, NH*HD]; other inputs as
+// for attention_forward. Parallel over (batch, kv head): each thread owns its dk/dv rows.
+void attention_backward(float* dq,
+                        float* dk,
+                        float* dv,
+                        const float* dout,
+                        const float* q,
+                        const float* k,
+                        const float* v,
+                        const int32_t* mask,
+                        int64_t B,
+                        int64_t S,
+                        int64_t NH,
+                        int64_t KVH,
+                        int64_t HD);
 
 }  // namespace polymoe::kernels
