@@ -15,4 +15,16 @@ void embedding_forward(float* out, const int32_t* ids, const float* table, int64
     });
 }
 
+void embedding_backward(
+    float* dtable, const float* dout, const int32_t* ids, int64_t T, int64_t H, int64_t pad_id) {
+    parallel_for(H, 64, [&](int64_t b, int64_t e, int) {
+        for (int64_t t = 0; t < T; ++t) {
+            if (ids[t] == pad_id) continue;
+            float* row = dtable + static_cast<int64_t>(ids[t]) * H;
+            for (int64_t c = b; c < e; ++c)
+                row[c] += dout[t * H + c];
+        }
+    });
+}
+
 }  // namespace polymoe::kernels

@@ -9,6 +9,7 @@
 #include "core/parallel.h"
 #include "core/rng.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/embedding.h"
 #include "kernels/cpu/losses.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/moe.h"
@@ -354,6 +355,102 @@ TEST(AttentionBackward, MatchesFiniteDifferencesWithGqaAndPadding) {
     attention_backward(dq2.data(), dk2.data(), dv2.data(), dout.data(), q.data(), k.data(),
                        v.data(), nullptr, B, S, NH, KVH, HD);
     EXPECT_GT(rel_err(dk2, dk), 1e-3);
+}
+
+TEST(CrossEntropyBackward, MatchesFiniteDifferencesOfTheMean) {
+    const int64_t T = 6, V = 11;
+    auto z = randn(T * V, 43, 2.0);
+    std::vector<int32_t> tg = {3, -100, 0, 10, 5, -100};
+    std::vector<float> dz(T * V);
+    cross_entropy_backward(dz.data(), z.data(), tg.data(), T, V, 1.0 / 4.0);
+    auto g = numeric_grad(
+        [&](const std::vector<double>& x) {
+            return std::vector<double>{ref::cross_entropy(x.data(), tg.data(), T, V)};
+        },
+        to_double(z), {1.0});
+    EXPECT_LT(rel_err(dz, g), kTolGrad);
+}
+
+TEST(RouterBackward, MatchesFiniteDifferencesWithFrozenRouting) {
+    for (bool renorm : {false, true}) {
+        const int64_t T = 7, E = 8, K = 3;
+        auto z = randn(T * E, 44, 2.0), dw = randn(T * K, 45), dpr = randn(T * E, 46),
+             dl = randn(T, 47);
+        std::vector<float> p(T * E), w(T * K), lse(T), dz(T * E);
+        std::vector<int32_t> idx(T * K);
+        router_forward(p.data(), idx.data(), w.data(), nullptr, lse.data(), z.data(), T, E, K,
+                       renorm);
+        router_backward(dz.data(), dw.data(), dpr.data(), dl.data(), p.data(), idx.data(), T, E, K,
+                        renorm);
+        std::vector<double> dy = to_double(dw);
+        for (float v : dpr)
+            dy.push_back(v);
+        for (float v : dl)
+            dy.push_back(v);
+        auto g = numeric_grad(
+            [&](const std::vector<double>& x) {
+                std::vector<double> pp(T * E), ww(T * K), ll(T);
+                std::vector<int32_t> ii(T * K);
+                ref::router(pp.data(), ii.data(), ww.data(), static_cast<double*>(nullptr),
+                            ll.data(), x.data(), T, E, K, renorm);
+                EXPECT_EQ(ii, idx);  // h = 1e-6 never flips these random rows
+                ww.insert(ww.end(), pp.begin(), pp.end());
+                ww.insert(ww.end(), ll.begin(), ll.end());
+                return ww;
+            },
+            to_double(z), dy);
+        EXPECT_LT(rel_err(dz, g), kTolGrad) << renorm;
+    }
+}
+
+TEST(EmbeddingBackward, AccumulatesRowsAndSkipsPad) {
+    const int64_t T = 5, H = 3, V = 4;
+    std::vector<int32_t> ids = {2, 1, 2, 0, 1};
+    auto d = randn(T * H, 48);
+    std::vector<float> table(V * H, 1.0f);
+    embedding_backward(table.data(), d.data(), ids.data(), T, H, /*pad_id=*/1);
+    for (int64_t c = 0; c < H; ++c) {
+        EXPECT_FLOAT_EQ(table[2 * H + c], 1.0f + d[0 * H + c] + d[2 * H + c]);
+        EXPECT_FLOAT_EQ(table[0 * H + c], 1.0f + d[3 * H + c]);
+        EXPECT_EQ(table[1 * H + c], 1.0f);  // pad row: no gradient
+        EXPECT_EQ(table[3 * H + c], 1.0f);  // unused row
+    }
+}
+
+TEST(MoeBackward, MatchesFiniteDifferencesWithFrozenRouting) {
+    const int64_t T = 6, H = 8, I = 4, E = 4, K = 2;
+    auto x = randn(T * H, 49), wg = randn(E * I * H, 50, 0.5), wu = randn(E * I * H, 51, 0.5),
+         wd = randn(E * H * I, 52, 0.5), z = randn(T * E, 53), dout = randn(T * H, 54);
+    std::vector<float> p(T * E), w(T * K), out(T * H);
+    std::vector<int32_t> idx(T * K);
+    router_forward(p.data(), idx.data(), w.data(), nullptr, nullptr, z.data(), T, E, K, false);
+    MoeWorkspace ws;
+    moe_forward(out.data(), ws, x.data(), idx.data(), w.data(), wg.data(), wu.data(), wd.data(), T,
+                H, I, E, K);
+    std::vector<float> dx(T * H), dw(T * K), dwg(wg.size(), 0.0f), dwu(wu.size(), 0.0f),
+        dwd(wd.size(), 0.0f);
+    moe_backward(dx.data(), dw.data(), dwg.data(), dwu.data(), dwd.data(), ws, dout.data(),
+                 w.data(), wg.data(), wu.data(), wd.data(), T, H, I, E, K);
+    auto X = to_double(x), W = to_double(w), G = to_double(wg), U = to_double(wu),
+         D = to_double(wd), dy = to_double(dout);
+    auto fwd = [&](const std::vector<double>& xx, const std::vector<double>& ww,
+                   const std::vector<double>& gg, const std::vector<double>& uu,
+                   const std::vector<double>& dd) {
+        std::vector<double> o(T * H);
+        ref::moe(o.data(), xx.data(), idx.data(), ww.data(), gg.data(), uu.data(), dd.data(), T, H,
+                 I, K);
+        return o;
+    };
+    EXPECT_LT(rel_err(dx, numeric_grad([&](auto& v) { return fwd(v, W, G, U, D); }, X, dy)),
+              kTolGrad);
+    EXPECT_LT(rel_err(dw, numeric_grad([&](auto& v) { return fwd(X, v, G, U, D); }, W, dy)),
+              kTolGrad);
+    EXPECT_LT(rel_err(dwg, numeric_grad([&](auto& v) { return fwd(X, W, v, U, D); }, G, dy)),
+              kTolGrad);
+    EXPECT_LT(rel_err(dwu, numeric_grad([&](auto& v) { return fwd(X, W, G, v, D); }, U, dy)),
+              kTolGrad);
+    EXPECT_LT(rel_err(dwd, numeric_grad([&](auto& v) { return fwd(X, W, G, U, v); }, D, dy)),
+              kTolGrad);
 }
 
 TEST(Determinism, SameThreadCountIsBitIdentical) {

@@ -40,6 +40,34 @@ double cross_entropy_forward(double* loss,
     return n > 0 ? sum / static_cast<double>(n) : 0.0;
 }
 
+void cross_entropy_backward(float* dlogits,
+                            const float* logits,
+                            const int32_t* targets,
+                            int64_t T,
+                            int64_t V,
+                            double scale) {
+    parallel_for(T, 1, [&](int64_t b, int64_t e, int) {
+        for (int64_t t = b; t < e; ++t) {
+            float* d = dlogits + t * V;
+            if (targets[t] == -100) {
+                for (int64_t j = 0; j < V; ++j)
+                    d[j] = 0.0f;
+                continue;
+            }
+            const float* z = logits + t * V;
+            float mx = z[0];
+            for (int64_t j = 1; j < V; ++j)
+                mx = std::max(mx, z[j]);
+            double s = 0.0;
+            for (int64_t j = 0; j < V; ++j)
+                s += std::exp(static_cast<double>(z[j]) - mx);
+            for (int64_t j = 0; j < V; ++j)
+                d[j] = static_cast<float>(scale * std::exp(static_cast<double>(z[j]) - mx) / s);
+            d[targets[t]] -= static_cast<float>(scale);
+        }
+    });
+}
+
 RouterLossAccumulator::RouterLossAccumulator(int64_t L, int64_t E, int64_t K)
     : L_(L),
       E_(E),

@@ -26,6 +26,15 @@ double cross_entropy_forward(double* loss,
                              int64_t V,
                              int64_t* counted);
 
+// dlogits[t] = scale * (softmax(logits[t]) - onehot(target[t])), 0 for ignored rows (assigned);
+// scale = dloss / counted rows for the mean. logits: [T, V]; targets: [T].
+void cross_entropy_backward(float* dlogits,
+                            const float* logits,
+                            const int32_t* targets,
+                            int64_t T,
+                            int64_t V,
+                            double scale);
+
 struct RouterLosses {
     double aux = 0, z = 0, megablocks_lb = 0, megablocks_z = 0;
 };

@@ -83,4 +83,84 @@ void moe_forward(float* out,
     });
 }
 
+void moe_backward(float* dx,
+                  float* dtopk_weight,
+                  float* dw_gate,
+                  float* dw_up,
+                  float* dw_down,
+                  MoeWorkspace& ws,
+                  const float* dout,
+                  const float* topk_weight,
+                  const float* w_gate,
+                  const float* w_up,
+                  const float* w_down,
+                  int64_t T,
+                  int64_t H,
+                  int64_t I,
+                  int64_t E,
+                  int64_t K) {
+    const int64_t R = T * K;
+    ws.dy.resize(static_cast<size_t>(R * H));
+    ws.dxg.resize(static_cast<size_t>(R * H));
+    ws.da.resize(static_cast<size_t>(R * I));
+    ws.dg.resize(static_cast<size_t>(R * I));
+    ws.du.resize(static_cast<size_t>(R * I));
+    // Scatter dout to grouped rows scaled by the routing weight; gradient of the weights.
+    parallel_for(T, 8, [&](int64_t b, int64_t e, int) {
+        for (int64_t t = b; t < e; ++t) {
+            const float* d = dout + t * H;
+            for (int64_t r = 0; r < K; ++r) {
+                const int64_t row = ws.slot_row[t * K + r];
+                const float w = topk_weight[t * K + r];
+                const float* y = &ws.y[row * H];
+                float* dyr = &ws.dy[row * H];
+                double dot = 0.0;
+                for (int64_t c = 0; c < H; ++c) {
+                    dot += static_cast<double>(d[c]) * y[c];
+                    dyr[c] = w * d[c];
+                }
+                dtopk_weight[t * K + r] = static_cast<float>(dot);
+            }
+        }
+    });
+    for (int64_t e = 0; e < E; ++e) {
+        const int64_t n = ws.count[e], r0 = ws.offset[e];
+        if (n == 0) continue;
+        linear_backward(&ws.da[r0 * I], dw_down + e * H * I, nullptr, &ws.dy[r0 * H], &ws.a[r0 * I],
+                        w_down + e * H * I, n, H, I);
+    }
+    parallel_for(R * I, 4096, [&](int64_t b, int64_t e, int) {
+        for (int64_t i = b; i < e; ++i) {
+            const float g = ws.g[i], sg = 1.0f / (1.0f + std::exp(-g));
+            ws.du[i] = ws.da[i] * g * sg;
+            ws.dg[i] = ws.da[i] * ws.u[i] * sg * (1.0f + g * (1.0f - sg));
+        }
+    });
+    std::vector<float> tmp;
+    for (int64_t e = 0; e < E; ++e) {
+        const int64_t n = ws.count[e], r0 = ws.offset[e];
+        if (n == 0) continue;
+        tmp.resize(static_cast<size_t>(n * H));
+        linear_backward(&ws.dxg[r0 * H], dw_gate + e * I * H, nullptr, &ws.dg[r0 * I],
+                        &ws.xg[r0 * H], w_gate + e * I * H, n, I, H);
+        linear_backward(tmp.data(), dw_up + e * I * H, nullptr, &ws.du[r0 * I], &ws.xg[r0 * H],
+                        w_up + e * I * H, n, I, H);
+        float* dst = &ws.dxg[r0 * H];
+        for (int64_t i = 0; i < n * H; ++i)
+            dst[i] += tmp[i];
+    }
+    parallel_for(T, 8, [&](int64_t b, int64_t e, int) {
+        for (int64_t t = b; t < e; ++t) {
+            float* o = dx + t * H;
+            for (int64_t c = 0; c < H; ++c)
+                o[c] = 0.0f;
+            for (int64_t r = 0; r < K; ++r) {
+                const float* g = &ws.dxg[ws.slot_row[t * K + r] * H];
+                for (int64_t c = 0; c < H; ++c)
+                    o[c] += g[c];
+            }
+        }
+    });
+}
+
 }  // namespace polymoe::kernels

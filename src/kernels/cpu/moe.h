@@ -7,6 +7,12 @@
 //                 a = silu(g) * u,  silu(g) = g / (1 + exp(-g))
 //                 y_e = a W_down[e]^T                       [n_e, H]
 //   moe_combine:  out[t] = sum over ranks r in order of topk_weight[t, r] * y[slot(t, r)]
+// Backward, per grouped row of token t, rank r (dy = topk_weight[t,r] * dout[t]):
+//   dtopk_weight[t,r] = dout[t] · y_row                               (assigned)
+//   da = dy W_down[e];  dW_down[e] += dy^T a
+//   dg = da * u * silu'(g),  silu'(g) = s (1 + g (1 - s)), s = sigmoid(g);  du = da * silu(g)
+//   dX_e = dg W_gate[e] + du W_up[e];  dW_gate[e] += dg^T X_e;  dW_up[e] += du^T X_e
+//   dx[t] = sum over ranks in order of dX_e rows                     (assigned)
 // Experts that receive no token are skipped (their gradient is zero, never "missing").
 #pragma once
 
@@ -26,6 +32,8 @@ struct MoeWorkspace {
     std::vector<float> xg;           // [T*K, H] gathered inputs
     std::vector<float> g, u, a;      // [T*K, I] gate, up, silu(gate)*up
     std::vector<float> y;            // [T*K, H] expert outputs
+    std::vector<float> dy, dxg;      // [T*K, H] backward scratch
+    std::vector<float> da, dg, du;   // [T*K, I] backward scratch
 };
 
 void moe_permute(MoeWorkspace& ws, const int32_t* topk_idx, int64_t T, int64_t E, int64_t K);
@@ -45,5 +53,24 @@ void moe_forward(float* out,
                  int64_t I,
                  int64_t E,
                  int64_t K);
+
+// dx: [T, H] (assigned); dtopk_weight: [T, K] (assigned); dw_gate, dw_up: [E, I, H] and
+// dw_down: [E, H, I] (accumulated; f32 weights only); ws as left by moe_forward.
+void moe_backward(float* dx,
+                  float* dtopk_weight,
+                  float* dw_gate,
+                  float* dw_up,
+                  float* dw_down,
+                  MoeWorkspace& ws,
+                  const float* dout,
+                  const float* topk_weight,
+                  const float* w_gate,
+                  const float* w_up,
+                  const float* w_down,
+                  int64_t T,
+                  int64_t H,
+                  int64_t I,
+                  int64_t E,
+                  int64_t K);
 
 }  // namespace polymoe::kernels

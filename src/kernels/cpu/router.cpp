@@ -2,6 +2,7 @@
 #include "kernels/cpu/router.h"
 
 #include <cmath>
+#include <vector>
 
 #include "core/parallel.h"
 
@@ -57,6 +58,46 @@ void router_forward(float* probs,
                 for (int64_t r = 0; r < K; ++r)
                     w[r] = static_cast<float>(w[r] / wsum);
             if (margin) margin[t] = p[idx[K - 1]] - (K < E ? next : 0.0f);
+        }
+    });
+}
+
+void router_backward(float* dlogits,
+                     const float* dtopk_weight,
+                     const float* dprobs,
+                     const float* dlse,
+                     const float* probs,
+                     const int32_t* topk_idx,
+                     int64_t T,
+                     int64_t E,
+                     int64_t K,
+                     bool norm_topk_prob) {
+    parallel_for(T, 16, [&](int64_t b, int64_t e, int) {
+        std::vector<double> dp(static_cast<size_t>(E));
+        for (int64_t t = b; t < e; ++t) {
+            const float* p = probs + t * E;
+            const int32_t* idx = topk_idx + t * K;
+            const float* dw = dtopk_weight + t * K;
+            for (int64_t j = 0; j < E; ++j)
+                dp[j] = dprobs ? dprobs[t * E + j] : 0.0;
+            if (norm_topk_prob) {
+                double sum = 0.0, dot = 0.0;
+                for (int64_t r = 0; r < K; ++r)
+                    sum += p[idx[r]];
+                for (int64_t r = 0; r < K; ++r)
+                    dot += dw[r] * (p[idx[r]] / sum);
+                for (int64_t r = 0; r < K; ++r)
+                    dp[idx[r]] += (dw[r] - dot) / sum;
+            } else {
+                for (int64_t r = 0; r < K; ++r)
+                    dp[idx[r]] += dw[r];
+            }
+            double pdp = 0.0;
+            for (int64_t j = 0; j < E; ++j)
+                pdp += p[j] * dp[j];
+            const double g = dlse ? dlse[t] : 0.0;
+            for (int64_t j = 0; j < E; ++j)
+                dlogits[t * E + j] = static_cast<float>(p[j] * (dp[j] - pdp + g));
         }
     });
 }
