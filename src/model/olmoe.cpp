@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "core/check.h"
 #include "core/error.h"
 #include "core/parallel.h"
 #include "kernels/cpu/attention.h"
@@ -16,7 +17,11 @@ namespace polymoe::model {
 
 namespace k = polymoe::kernels;
 
-void allocate_activations(Activations& a, const OlmoeConfig& c, int64_t B, int64_t S, bool logits) {
+void allocate_activations(
+    Activations& a, const OlmoeConfig& c, int64_t B, int64_t S, bool logits, bool train) {
+    a.train = train;
+    a.saved.assign(train ? static_cast<size_t>(c.num_hidden_layers) : 0, LayerSaved{});
+    if (train) logits = true;
     const auto T = static_cast<size_t>(B * S);
     const auto H = static_cast<size_t>(c.hidden_size), E = static_cast<size_t>(c.num_experts),
                K = static_cast<size_t>(c.num_experts_per_tok);
@@ -85,13 +90,33 @@ ForwardResult olmoe_forward(Activations& a,
     k::RouterLossAccumulator router_losses(c.num_hidden_layers, E, K);
     for (int l = 0; l < c.num_hidden_layers; ++l) {
         const LayerWeights lw = w.layer(l);
+        LayerSaved* sv = a.train ? &a.saved[l] : nullptr;
+        if (sv) {
+            sv->x_in = a.x;
+            sv->rstd1.resize(T);
+            sv->rstd2.resize(T);
+            sv->q_rstd.resize(T);
+            sv->k_rstd.resize(T);
+        }
         // Attention block.
-        k::rmsnorm_forward(a.h.data(), nullptr, a.x.data(), lw.input_norm, T, H, eps);
+        k::rmsnorm_forward(a.h.data(), sv ? sv->rstd1.data() : nullptr, a.x.data(), lw.input_norm,
+                           T, H, eps);
         k::linear_forward(a.q.data(), a.h.data(), lw.q_proj, lw.q_bias, T, QW, H);
         k::linear_forward(a.k.data(), a.h.data(), lw.k_proj, lw.k_bias, T, KW, H);
         k::linear_forward(a.v.data(), a.h.data(), lw.v_proj, lw.v_bias, T, KW, H);
-        k::rmsnorm_forward(a.q.data(), nullptr, a.q.data(), lw.q_norm, T, QW, eps);
-        k::rmsnorm_forward(a.k.data(), nullptr, a.k.data(), lw.k_norm, T, KW, eps);
+        if (sv) {
+            sv->q_lin = a.q;
+            sv->k_lin = a.k;
+            sv->v_lin = a.v;
+        }
+        k::rmsnorm_forward(a.q.data(), sv ? sv->q_rstd.data() : nullptr, a.q.data(), lw.q_norm, T,
+                           QW, eps);
+        k::rmsnorm_forward(a.k.data(), sv ? sv->k_rstd.data() : nullptr, a.k.data(), lw.k_norm, T,
+                           KW, eps);
+        if (sv) {
+            sv->qn = a.q;
+            sv->kn = a.k;
+        }
         if (c.clip_qkv) {
             const auto cq = static_cast<float>(*c.clip_qkv);
             clamp(a.q.data(), a.q.size(), cq);
@@ -104,8 +129,16 @@ ForwardResult olmoe_forward(Activations& a,
                              HD);
         k::linear_forward(a.tmp.data(), a.att.data(), lw.o_proj, lw.o_bias, T, H, QW);
         add_inplace(a.x.data(), a.tmp.data(), a.x.size());
+        if (sv) {
+            sv->q = a.q;
+            sv->k = a.k;
+            sv->v = a.v;
+            sv->att = a.att;
+            sv->x_mid = a.x;
+        }
         // MoE block.
-        k::rmsnorm_forward(a.h.data(), nullptr, a.x.data(), lw.post_norm, T, H, eps);
+        k::rmsnorm_forward(a.h.data(), sv ? sv->rstd2.data() : nullptr, a.x.data(), lw.post_norm, T,
+                           H, eps);
         k::linear_forward(a.router_logits.data(), a.h.data(), lw.router, nullptr, T, E, H);
         k::router_forward(a.probs.data(), a.topk_idx.data(), a.topk_weight.data(), a.margin.data(),
                           a.lse.data(), a.router_logits.data(), T, E, K, c.norm_topk_prob);
@@ -116,6 +149,14 @@ ForwardResult olmoe_forward(Activations& a,
         k::moe_forward(a.tmp.data(), a.moe, a.h.data(), a.topk_idx.data(), a.topk_weight.data(),
                        lw.exp_gate, lw.exp_up, lw.exp_down, T, H, I, E, K);
         add_inplace(a.x.data(), a.tmp.data(), a.x.size());
+        if (sv) {
+            sv->h2 = a.h;
+            sv->probs = a.probs;
+            sv->topk_weight = a.topk_weight;
+            sv->topk_idx = a.topk_idx;
+            sv->lse = a.lse;
+            std::swap(sv->moe, a.moe);  // keep this layer's grouped buffers
+        }
         if (observer) observer->on_hidden(l, T, H, a.x.data());
     }
 
@@ -140,6 +181,191 @@ ForwardResult olmoe_forward(Activations& a,
     r.hf_total = r.ce + c.router_aux_loss_coef * r.aux;
     r.olmoe_total = r.ce + r.megablocks_lb + r.megablocks_z;
     return r;
+}
+
+double objective_value(const ForwardResult& r, Objective o, double coef) {
+    switch (o) {
+        case Objective::Ce:
+            return r.ce;
+        case Objective::Hf:
+            return r.ce + coef * r.aux;
+        case Objective::HfZ:
+            return r.ce + coef * r.aux + 0.001 * r.z;
+        case Objective::Olmoe:
+            return r.olmoe_total;
+    }
+    return r.ce;
+}
+
+namespace {
+
+// Gradients of the router losses with respect to each layer's probabilities (dprobs[l] [T, E])
+// and log-sum-exp (dlse[l] [T]), from the saved top-k choices (counts carry no gradient).
+void router_loss_grads(std::vector<std::vector<float>>& dprobs,
+                       std::vector<std::vector<float>>& dlse,
+                       const Activations& a,
+                       const OlmoeConfig& c,
+                       const int32_t* mask,
+                       int64_t T,
+                       Objective o) {
+    const int64_t L = c.num_hidden_layers, E = c.num_experts, K = c.num_experts_per_tok;
+    const double coef = c.router_aux_loss_coef, LT = double(L) * double(T);
+    dprobs.assign(L, std::vector<float>(T * E, 0.0f));
+    dlse.assign(L, std::vector<float>(T, 0.0f));
+    if (o == Objective::Ce) return;
+    if (o == Objective::Hf || o == Objective::HfZ) {
+        // aux = E sum_e F[e] P[e] over the L*Tm non-padding rows: d aux / d p = E F[e] / (L*Tm).
+        std::vector<double> F(E, 0.0);
+        double rows = 0;
+        for (int64_t l = 0; l < L; ++l)
+            for (int64_t t = 0; t < T; ++t) {
+                if (mask && mask[t] == 0) continue;
+                rows += 1;
+                for (int64_t r = 0; r < K; ++r)
+                    F[a.saved[l].topk_idx[t * K + r]] += 1;
+            }
+        if (rows > 0)
+            for (int64_t l = 0; l < L; ++l)
+                for (int64_t t = 0; t < T; ++t) {
+                    if (mask && mask[t] == 0) continue;
+                    for (int64_t e = 0; e < E; ++e)
+                        dprobs[l][t * E + e] =
+                            static_cast<float>(coef * double(E) * (F[e] / rows) / rows);
+                }
+        if (o == Objective::HfZ)
+            for (int64_t l = 0; l < L; ++l)
+                for (int64_t t = 0; t < T; ++t)
+                    dlse[l][t] = static_cast<float>(0.001 * 2.0 * a.saved[l].lse[t] / LT);
+        return;
+    }
+    // olmoe: megablocks_lb = coef E/(L T K) sum count[l,e] P[l,e], P = mean_t p (all rows);
+    // megablocks_z = 0.001 sum lse^2 / (L T K).
+    for (int64_t l = 0; l < L; ++l) {
+        std::vector<double> count(E, 0.0);
+        for (int64_t s = 0; s < T * K; ++s)
+            count[a.saved[l].topk_idx[s]] += 1;
+        for (int64_t t = 0; t < T; ++t) {
+            for (int64_t e = 0; e < E; ++e)
+                dprobs[l][t * E + e] =
+                    static_cast<float>(coef * double(E) / (LT * double(K)) * count[e] / double(T));
+            dlse[l][t] = static_cast<float>(0.001 * 2.0 * a.saved[l].lse[t] / (LT * double(K)));
+        }
+    }
+}
+
+// Zeroes gradient entries whose forward value was clamped (torch.clamp passes the gradient
+// where -c <= x <= c).
+void clip_mask(float* d, const std::vector<float>& x, float c) {
+    for (size_t i = 0; i < x.size(); ++i)
+        if (x[i] < -c || x[i] > c) d[i] = 0.0f;
+}
+
+void add_to(float* x, const std::vector<float>& y) {
+    for (size_t i = 0; i < y.size(); ++i)
+        x[i] += y[i];
+}
+
+}  // namespace
+
+void olmoe_backward(std::vector<float>& grad,
+                    Activations& a,
+                    const OlmoeWeights& w,
+                    const int32_t* ids,
+                    const int32_t* mask,
+                    int64_t B,
+                    int64_t S,
+                    const ForwardResult& fr,
+                    Objective objective) {
+    const OlmoeConfig& c = w.config;
+    const int64_t T = B * S, H = c.hidden_size, I = c.intermediate_size, E = c.num_experts,
+                  K = c.num_experts_per_tok, V = c.vocab_size, NH = c.num_attention_heads,
+                  KVH = c.num_key_value_heads, HD = c.head_dim(), QW = c.q_width(),
+                  KW = c.kv_width();
+    const auto eps = static_cast<float>(c.rms_norm_eps);
+    POLYMOE_CHECK(a.train && a.B == B && a.S == S, "olmoe_backward needs a training forward");
+    POLYMOE_CHECK(!w.compute_bf16(), "olmoe_backward needs f32 weights");
+    POLYMOE_CHECK(grad.size() == w.slab.size(), "gradient slab size");
+    const ParamTable& tab = w.table;
+    auto G = [&](ParamKind kind, int l = -1) -> float* {
+        const int64_t off = tab.offset(kind, l);
+        return off < 0 ? nullptr : grad.data() + off;
+    };
+    auto Wf = [&](ParamKind kind, int l = -1) -> const float* {
+        const int64_t off = tab.offset(kind, l);
+        return off < 0 ? nullptr : w.slab.data() + off;
+    };
+
+    // Head: ce -> logits -> lm_head -> final norm.
+    std::vector<float> dlogits(T * V), hf(T * H), rstd_f(T), dh(T * H), dx(T * H), tmp(T * H);
+    const double scale = fr.ce_tokens > 0 ? 1.0 / double(fr.ce_tokens) : 0.0;
+    k::cross_entropy_backward(dlogits.data(), a.logits.data(), a.targets.data(), T, V, scale);
+    k::rmsnorm_forward(hf.data(), rstd_f.data(), a.x.data(), w.final_norm(), T, H, eps);
+    const bool tied = c.tie_word_embeddings;
+    const float* lm = Wf(tied ? ParamKind::Embedding : ParamKind::LmHead);
+    k::linear_backward(dh.data(), G(tied ? ParamKind::Embedding : ParamKind::LmHead), nullptr,
+                       dlogits.data(), hf.data(), lm, T, V, H);
+    dlogits = {};
+    k::rmsnorm_backward(dx.data(), G(ParamKind::FinalNorm), dh.data(), a.x.data(), w.final_norm(),
+                        rstd_f.data(), T, H);
+
+    std::vector<std::vector<float>> dprobs, dlse;
+    router_loss_grads(dprobs, dlse, a, c, mask, T, objective);
+    std::vector<float> dh2(T * H), dtw(T * K), drl(T * E), datt(T * QW), dq(T * QW), dk(T * KW),
+        dv(T * KW);
+    for (int l = static_cast<int>(c.num_hidden_layers) - 1; l >= 0; --l) {
+        LayerSaved& sv = a.saved[l];
+        // MoE block: x_out = x_mid + moe(h2); dx holds d x_out.
+        k::moe_backward(dh2.data(), dtw.data(), G(ParamKind::ExpertGate, l),
+                        G(ParamKind::ExpertUp, l), G(ParamKind::ExpertDown, l), sv.moe, dx.data(),
+                        sv.topk_weight.data(), Wf(ParamKind::ExpertGate, l),
+                        Wf(ParamKind::ExpertUp, l), Wf(ParamKind::ExpertDown, l), T, H, I, E, K);
+        k::router_backward(drl.data(), dtw.data(), dprobs[l].data(), dlse[l].data(),
+                           sv.probs.data(), sv.topk_idx.data(), T, E, K, c.norm_topk_prob);
+        k::linear_backward(tmp.data(), G(ParamKind::RouterGate, l), nullptr, drl.data(),
+                           sv.h2.data(), Wf(ParamKind::RouterGate, l), T, E, H);
+        add_to(dh2.data(), tmp);
+        k::rmsnorm_backward(tmp.data(), G(ParamKind::PostNorm, l), dh2.data(), sv.x_mid.data(),
+                            Wf(ParamKind::PostNorm, l), sv.rstd2.data(), T, H);
+        add_to(dx.data(), tmp);  // dx = d x_mid
+        // Attention block: x_mid = x_in + o_proj(att).
+        k::linear_backward(datt.data(), G(ParamKind::OProj, l), G(ParamKind::OBias, l), dx.data(),
+                           sv.att.data(), Wf(ParamKind::OProj, l), T, H, QW);
+        k::attention_backward(dq.data(), dk.data(), dv.data(), datt.data(), sv.q.data(),
+                              sv.k.data(), sv.v.data(), mask, B, S, NH, KVH, HD);
+        k::rope_backward(dq.data(), a.rope, B, S, NH, HD);
+        k::rope_backward(dk.data(), a.rope, B, S, KVH, HD);
+        if (c.clip_qkv) {
+            const auto cq = static_cast<float>(*c.clip_qkv);
+            clip_mask(dq.data(), sv.qn, cq);
+            clip_mask(dk.data(), sv.kn, cq);
+            clip_mask(dv.data(), sv.v_lin, cq);
+        }
+        // q/k norms (full width), in place: dq, dk become gradients of the projections.
+        std::vector<float> g(std::max(QW, KW) * T);
+        k::rmsnorm_backward(g.data(), G(ParamKind::QNorm, l), dq.data(), sv.q_lin.data(),
+                            Wf(ParamKind::QNorm, l), sv.q_rstd.data(), T, QW);
+        std::copy(g.begin(), g.begin() + T * QW, dq.begin());
+        k::rmsnorm_backward(g.data(), G(ParamKind::KNorm, l), dk.data(), sv.k_lin.data(),
+                            Wf(ParamKind::KNorm, l), sv.k_rstd.data(), T, KW);
+        std::copy(g.begin(), g.begin() + T * KW, dk.begin());
+        // Recompute the normed layer input h = rms(x_in) * w_in for the projection gradients.
+        std::vector<float> h(T * H);
+        k::rmsnorm_forward(h.data(), nullptr, sv.x_in.data(), Wf(ParamKind::InputNorm, l), T, H,
+                           eps);
+        k::linear_backward(dh.data(), G(ParamKind::QProj, l), G(ParamKind::QBias, l), dq.data(),
+                           h.data(), Wf(ParamKind::QProj, l), T, QW, H);
+        k::linear_backward(tmp.data(), G(ParamKind::KProj, l), G(ParamKind::KBias, l), dk.data(),
+                           h.data(), Wf(ParamKind::KProj, l), T, KW, H);
+        add_to(dh.data(), tmp);
+        k::linear_backward(tmp.data(), G(ParamKind::VProj, l), G(ParamKind::VBias, l), dv.data(),
+                           h.data(), Wf(ParamKind::VProj, l), T, KW, H);
+        add_to(dh.data(), tmp);
+        k::rmsnorm_backward(tmp.data(), G(ParamKind::InputNorm, l), dh.data(), sv.x_in.data(),
+                            Wf(ParamKind::InputNorm, l), sv.rstd1.data(), T, H);
+        add_to(dx.data(), tmp);  // dx = d x_in
+    }
+    k::embedding_backward(G(ParamKind::Embedding), dx.data(), ids, T, H,
+                          c.pad_token_id ? *c.pad_token_id : -1);
 }
 
 }  // namespace polymoe::model

@@ -16,6 +16,21 @@
 
 namespace polymoe::model {
 
+// What backward needs from one layer's forward (only filled when training).
+struct LayerSaved {
+    std::vector<float> x_in, x_mid;     // [T, H] residual entering the layer / after attention
+    std::vector<float> rstd1, rstd2;    // [T] input / post-attention norm
+    std::vector<float> q_lin, k_lin;    // [T, NH*HD], [T, KVH*HD] projections before q/k norm
+    std::vector<float> q_rstd, k_rstd;  // [T]
+    std::vector<float> qn, kn, v_lin;   // q/k after norm, v before clipping (clip masks)
+    std::vector<float> q, k, v;         // attention inputs (after clip and RoPE)
+    std::vector<float> att;             // [T, NH*HD]
+    std::vector<float> h2;              // [T, H] MoE input
+    std::vector<float> probs, topk_weight, lse;
+    std::vector<int32_t> topk_idx;
+    kernels::MoeWorkspace moe;
+};
+
 // Buffers for one forward of shape (B, S); T = B * S.
 struct Activations {
     int64_t B = 0, S = 0;
@@ -34,10 +49,14 @@ struct Activations {
     std::vector<int32_t> targets;      // [T] shifted labels, -100 ignored
     kernels::MoeWorkspace moe;
     kernels::RopeTable rope;
+    bool train = false;             // save per-layer tensors for backward
+    std::vector<LayerSaved> saved;  // [L] when train
 };
 
-// Allocates (or re-allocates for a new shape) the buffers of `a`.
-void allocate_activations(Activations& a, const OlmoeConfig& c, int64_t B, int64_t S, bool logits);
+// Allocates (or re-allocates for a new shape) the buffers of `a`; `train` also keeps what
+// olmoe_backward needs (logits are then required).
+void allocate_activations(
+    Activations& a, const OlmoeConfig& c, int64_t B, int64_t S, bool logits, bool train = false);
 
 struct ForwardResult {
     double ce = 0, aux = 0, z = 0, megablocks_lb = 0, megablocks_z = 0;
@@ -54,5 +73,23 @@ ForwardResult olmoe_forward(Activations& a,
                             int64_t B,
                             int64_t S,
                             ForwardObserver* observer = nullptr);
+
+// Training objectives (DESIGN.md): ce; hf = ce + coef*aux; hf_z = hf + 0.001*z;
+// olmoe = ce + megablocks_lb + megablocks_z.
+enum class Objective { Ce, Hf, HfZ, Olmoe };
+double objective_value(const ForwardResult& r, Objective o, double router_aux_loss_coef);
+
+// Gradient of the objective after olmoe_forward(a, ...) with a.train: accumulates into `grad`
+// (the parameter slab layout of w.table, f32 weights). The pad embedding row gets no gradient;
+// experts that received no token get zero. Top-k selections carry no gradient.
+void olmoe_backward(std::vector<float>& grad,
+                    Activations& a,
+                    const OlmoeWeights& w,
+                    const int32_t* ids,
+                    const int32_t* mask,
+                    int64_t B,
+                    int64_t S,
+                    const ForwardResult& fr,
+                    Objective objective);
 
 }  // namespace polymoe::model
