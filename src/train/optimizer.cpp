@@ -1,0 +1,74 @@
+// AdamW, clipping and schedules (see optimizer.h).
+#include "train/optimizer.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "core/parallel.h"
+
+namespace polymoe::train {
+
+void AdamW::step(std::vector<float>& params,
+                 const std::vector<float>& grads,
+                 double lr,
+                 const std::vector<uint8_t>& decay) {
+    ++t_;
+    const double bc1 = 1.0 - std::pow(c_.beta1, double(t_));
+    const double bc2 = 1.0 - std::pow(c_.beta2, double(t_));
+    const float step_size = static_cast<float>(lr / bc1);
+    const float sqrt_bc2 = static_cast<float>(std::sqrt(bc2));
+    const auto b1 = static_cast<float>(c_.beta1), b2 = static_cast<float>(c_.beta2);
+    const auto eps = static_cast<float>(c_.eps);
+    const auto shrink = static_cast<float>(1.0 - lr * c_.weight_decay);
+    parallel_for(static_cast<int64_t>(params.size()), 1 << 14, [&](int64_t b, int64_t e, int) {
+        for (int64_t i = b; i < e; ++i) {
+            const float g = grads[i];
+            if (decay.empty() || decay[i]) params[i] *= shrink;
+            m_[i] = b1 * m_[i] + (1.0f - b1) * g;
+            v_[i] = b2 * v_[i] + (1.0f - b2) * g * g;
+            params[i] -= step_size * m_[i] / (std::sqrt(v_[i]) / sqrt_bc2 + eps);
+        }
+    });
+}
+
+double clip_grad_norm(std::vector<float>& grads, double max_norm) {
+    // Per-thread partial sums combined in thread order: deterministic for a thread count.
+    std::vector<double> part(static_cast<size_t>(num_threads()), 0.0);
+    parallel_for(static_cast<int64_t>(grads.size()), 1 << 14, [&](int64_t b, int64_t e, int tid) {
+        double s = 0.0;
+        for (int64_t i = b; i < e; ++i)
+            s += static_cast<double>(grads[i]) * grads[i];
+        part[tid] = s;
+    });
+    double sum = 0.0;
+    for (double s : part)
+        sum += s;
+    const double norm = std::sqrt(sum);
+    if (max_norm > 0) {
+        const double coef = max_norm / (norm + 1e-6);
+        if (coef < 1.0) {
+            const auto c = static_cast<float>(coef);
+            for (float& g : grads)
+                g *= c;
+        }
+    }
+    return norm;
+}
+
+Schedule parse_schedule(const std::string& name) {
+    if (name == "constant") return Schedule::Constant;
+    if (name == "cosine") return Schedule::Cosine;
+    if (name == "linear") return Schedule::Linear;
+    fail("train", "--schedule {}: expected constant, cosine or linear", name);
+}
+
+double lr_at(int64_t t, int64_t steps, int64_t warmup, double lr, double min_ratio, Schedule s) {
+    if (warmup > 0 && t <= warmup) return lr * double(t) / double(warmup);
+    if (s == Schedule::Constant || steps <= warmup) return lr;
+    const double q = double(t - warmup - 1) / double(steps - warmup);
+    const double lo = min_ratio * lr;
+    if (s == Schedule::Cosine) return lo + (lr - lo) * (1.0 + std::cos(M_PI * q)) / 2.0;
+    return lr - (lr - lo) * q;
+}
+
+}  // namespace polymoe::train

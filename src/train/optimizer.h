@@ -1,0 +1,46 @@
+// AdamW (PyTorch torch.optim.AdamW semantics), global-norm gradient clipping (PyTorch
+// clip_grad_norm_) and the learning-rate schedules, over the flat parameter slab.
+//   decay:   p *= 1 - lr * wd                          (decoupled, before the Adam update)
+//   moments: m = b1 m + (1 - b1) g,  v = b2 v + (1 - b2) g^2
+//   update:  p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+//   clip:    n = sqrt(sum g^2) (double); if max_norm > 0 and c = max_norm / (n + 1e-6) < 1: g *= c
+//   lr(t), t = 1..steps: warmup lr*t/warmup for t <= warmup; then constant lr, or from lr
+//   towards lr_min = min_ratio*lr over the remaining steps, with q = (t - warmup - 1) /
+//   (steps - warmup): cosine lr_min + (lr - lr_min)(1 + cos(pi q))/2, linear lr - (lr - lr_min) q.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace polymoe::train {
+
+struct AdamWConfig {
+    double lr = 4e-4, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1;
+};
+
+class AdamW {
+public:
+    AdamW(const AdamWConfig& c, size_t n) : c_(c), m_(n, 0.0f), v_(n, 0.0f) {}
+    // One update with learning rate `lr`; `decay[i]` false excludes element i from weight
+    // decay (empty: decay everything). Increments the step count used for bias correction.
+    void step(std::vector<float>& params,
+              const std::vector<float>& grads,
+              double lr,
+              const std::vector<uint8_t>& decay = {});
+    int64_t steps() const { return t_; }
+
+private:
+    AdamWConfig c_;
+    std::vector<float> m_, v_;
+    int64_t t_ = 0;
+};
+
+// Returns the global L2 norm before clipping and scales `grads` in place when it exceeds max_norm.
+double clip_grad_norm(std::vector<float>& grads, double max_norm);
+
+enum class Schedule { Constant, Cosine, Linear };
+Schedule parse_schedule(const std::string& name);
+double lr_at(int64_t t, int64_t steps, int64_t warmup, double lr, double min_ratio, Schedule s);
+
+}  // namespace polymoe::train
