@@ -11,6 +11,7 @@ namespace polymoe::cli {
 std::function<void()> register_init(CLI::App& app);
 std::function<void()> register_forward(CLI::App& app);
 std::function<void()> register_bench(CLI::App& app);
+std::function<void()> register_train(CLI::App& app);
 std::function<void()> register_tokenize(CLI::App& app);
 }  // namespace polymoe::cli
 
@@ -28,6 +29,7 @@ int main(int argc, char** argv) {
     add(register_init);
     add(register_forward);
     add(register_bench);
+    add(register_train);
     add(register_tokenize);
     try {
         app.parse(argc, argv);

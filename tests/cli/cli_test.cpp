@@ -171,6 +171,35 @@ TEST_F(Cli, TokenizeJsonlMatchesTheReferenceTokenizer) {
     EXPECT_EQ(equal, expected.size());
 }
 
+TEST_F(Cli, TrainWritesLogCheckpointsAndRejectsShapeMismatch) {
+    const fs::path fx = kFixtures / "micro";
+    const std::string base = "train --model " + fx.string() + " --tokens " +
+                             (fx / "tokens.npy").string() + " --out " + p("run");
+    Result r = run(base + " --steps 3 --save-every 2 --lr 1e-2 --threads 2");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_TRUE(fs::exists(dir / "run" / "step-2" / "model.safetensors"));
+    EXPECT_TRUE(fs::exists(dir / "run" / "final" / "config.json"));
+    EXPECT_TRUE(fs::exists(dir / "run" / "run.json"));
+    std::ifstream log(dir / "run" / "log.jsonl");
+    std::string line;
+    int64_t n = 0;
+    double first = 0, last = 0;
+    while (std::getline(log, line)) {
+        auto j = nlohmann::json::parse(line);
+        EXPECT_EQ(j["step"].get<int64_t>(), n + 1);
+        for (const char* k : {"lr", "loss", "ce", "aux", "z", "megablocks_lb", "megablocks_z",
+                              "grad_norm", "tokens", "seconds"})
+            EXPECT_TRUE(j.contains(k)) << k;
+        (n == 0 ? first : last) = j["loss"].get<double>();
+        ++n;
+    }
+    EXPECT_EQ(n, 3);
+    EXPECT_LT(last, first);  // the fixed batch is being fitted
+    Result bad = run(base + "2 --batch 5");
+    EXPECT_EQ(bad.code, 1) << bad.out;
+    EXPECT_NE(bad.out.find("--batch"), std::string::npos) << bad.out;
+}
+
 TEST_F(Cli, BadInputsNameTheProblem) {
     ASSERT_EQ(run("init --preset micro --out " + p("m")).code, 0);
     write("tokens.txt", "1 2 3\n");
