@@ -28,6 +28,35 @@ inline float dot(const float* __restrict a, const float* __restrict b, int64_t n
     return acc[0];
 }
 
+// Softmax numerators exp(s_j - max) of query row i over keys j <= i into p (0 for masked keys;
+// mrow: this batch row's mask or null). Returns 1 / sum, or 0 when no key is visible. Shared by
+// forward and backward so the backward recomputes exactly the forward's probabilities.
+float row_softmax(float* p,
+                  const float* qi,
+                  const float* kb,
+                  int64_t kw,
+                  const int32_t* mrow,
+                  int64_t i,
+                  int64_t HD,
+                  float scale) {
+    float mx = -INFINITY;
+    for (int64_t j = 0; j <= i; ++j) {
+        if (mrow && mrow[j] == 0) {
+            p[j] = -INFINITY;
+            continue;
+        }
+        p[j] = dot(qi, kb + j * kw, HD) * scale;
+        mx = std::max(mx, p[j]);
+    }
+    if (mx == -INFINITY) return 0.0f;
+    double sum = 0.0;
+    for (int64_t j = 0; j <= i; ++j) {
+        p[j] = p[j] == -INFINITY ? 0.0f : std::exp(p[j] - mx);
+        sum += p[j];
+    }
+    return static_cast<float>(1.0 / sum);
+}
+
 }  // namespace
 
 void attention_forward(float* out,
@@ -50,27 +79,14 @@ void attention_forward(float* out,
             const float* qi = q + (b * S + i) * qw + h * HD;
             const float* kb = k + b * S * kw + (h / group) * HD;
             const float* vb = v + b * S * kw + (h / group) * HD;
-            float mx = -INFINITY;
-            for (int64_t j = 0; j <= i; ++j) {
-                if (mask && mask[b * S + j] == 0) {
-                    p[j] = -INFINITY;
-                    continue;
-                }
-                p[j] = dot(qi, kb + j * kw, HD) * scale;
-                mx = std::max(mx, p[j]);
-            }
             float* o = out + (b * S + i) * qw + h * HD;
-            if (mx == -INFINITY) {
+            const float inv =
+                row_softmax(p.data(), qi, kb, kw, mask ? mask + b * S : nullptr, i, HD, scale);
+            if (inv == 0.0f) {
                 for (int64_t c = 0; c < HD; ++c)
                     o[c] = 0.0f;
                 continue;
             }
-            double sum = 0.0;
-            for (int64_t j = 0; j <= i; ++j) {
-                p[j] = p[j] == -INFINITY ? 0.0f : std::exp(p[j] - mx);
-                sum += p[j];
-            }
-            const float inv = static_cast<float>(1.0 / sum);
             for (int64_t c = 0; c < HD; ++c)
                 acc[c] = 0.0f;
             for (int64_t j = 0; j <= i; ++j) {
@@ -118,24 +134,11 @@ void attention_backward(float* dq,
                     const float* doi = dout + (b * S + i) * qw + h * HD;
                     float* dqi = dq + (b * S + i) * qw + h * HD;
                     // Recompute this row's softmax exactly as the forward does.
-                    float mx = -INFINITY;
-                    for (int64_t j = 0; j <= i; ++j) {
-                        if (mask && mask[b * S + j] == 0) {
-                            p[j] = -INFINITY;
-                            continue;
-                        }
-                        p[j] = dot(qi, kb + j * kw, HD) * scale;
-                        mx = std::max(mx, p[j]);
-                    }
                     for (int64_t c = 0; c < HD; ++c)
                         dqi[c] = 0.0f;
-                    if (mx == -INFINITY) continue;
-                    double sum = 0.0;
-                    for (int64_t j = 0; j <= i; ++j) {
-                        p[j] = p[j] == -INFINITY ? 0.0f : std::exp(p[j] - mx);
-                        sum += p[j];
-                    }
-                    const float inv = static_cast<float>(1.0 / sum);
+                    const float inv = row_softmax(p.data(), qi, kb, kw,
+                                                  mask ? mask + b * S : nullptr, i, HD, scale);
+                    if (inv == 0.0f) continue;
                     double pdp = 0.0;
                     for (int64_t j = 0; j <= i; ++j) {
                         p[j] *= inv;
