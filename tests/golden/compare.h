@@ -13,11 +13,23 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "io/npy.h"
 #include "io/safetensors.h"
 
 namespace polymoe::testing {
 
 using Tensors = std::map<std::string, std::vector<double>>;
+
+// A fixture's tokens.npy / attention_mask.npy ([S] or [B, S], any integer dtype).
+inline std::vector<int32_t> read_int_matrix(const std::string& path, int64_t* B, int64_t* S) {
+    io::NpyArray a = io::read_npy(path);
+    *B = a.shape.size() == 2 ? a.shape[0] : 1;
+    *S = a.shape.back();
+    std::vector<int32_t> v(static_cast<size_t>(a.numel()));
+    for (int64_t i = 0; i < a.numel(); ++i)
+        v[i] = static_cast<int32_t>(a.get_int(i));
+    return v;
+}
 
 inline std::vector<double> read_tensor(const io::SafetensorsFile& f, const io::TensorInfo& t) {
     std::vector<double> v(static_cast<size_t>(t.numel()));

@@ -10,7 +10,6 @@
 
 #include "golden/compare.h"
 #include "golden/ref_model.h"
-#include "io/npy.h"
 #include "model/olmoe.h"
 
 namespace polymoe::testing {
@@ -28,16 +27,6 @@ struct Case {
     Tensors golden;
 };
 
-std::vector<int32_t> read_ints(const fs::path& p, int64_t* B, int64_t* S) {
-    io::NpyArray a = io::read_npy(p.string());
-    *B = a.shape.size() == 2 ? a.shape[0] : 1;
-    *S = a.shape.back();
-    std::vector<int32_t> v(static_cast<size_t>(a.numel()));
-    for (int64_t i = 0; i < a.numel(); ++i)
-        v[i] = static_cast<int32_t>(a.get_int(i));
-    return v;
-}
-
 Case load_case(const std::string& name) {
     const fs::path dir = kFixtures / name;
     auto golden_file = io::SafetensorsFile::open((dir / "golden.safetensors").string());
@@ -54,10 +43,10 @@ Case load_case(const std::string& name) {
         return model::load_checkpoint(dir.string());
     };
     Case c{make_weights(), {}, {}, 0, 0, read_all(golden_file)};
-    c.ids = read_ints(dir / "tokens.npy", &c.B, &c.S);
+    c.ids = read_int_matrix((dir / "tokens.npy").string(), &c.B, &c.S);
     if (fs::exists(dir / "attention_mask.npy")) {
         int64_t b = 0, s = 0;
-        c.mask = read_ints(dir / "attention_mask.npy", &b, &s);
+        c.mask = read_int_matrix((dir / "attention_mask.npy").string(), &b, &s);
     }
     return c;
 }

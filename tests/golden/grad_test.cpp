@@ -9,7 +9,6 @@
 #include <filesystem>
 
 #include "golden/compare.h"
-#include "io/npy.h"
 #include "model/olmoe.h"
 
 namespace polymoe::testing {
@@ -18,16 +17,6 @@ namespace {
 namespace fs = std::filesystem;
 const fs::path kFixtures = fs::path(POLYMOE_SOURCE_DIR) / "tests" / "fixtures";
 constexpr double kTolGrad = 1e-4;
-
-std::vector<int32_t> read_ints(const fs::path& p, int64_t* B, int64_t* S) {
-    io::NpyArray a = io::read_npy(p.string());
-    *B = a.shape.size() == 2 ? a.shape[0] : 1;
-    *S = a.shape.back();
-    std::vector<int32_t> v(static_cast<size_t>(a.numel()));
-    for (int64_t i = 0; i < a.numel(); ++i)
-        v[i] = static_cast<int32_t>(a.get_int(i));
-    return v;
-}
 
 struct Grads {
     double loss = 0;
@@ -85,10 +74,10 @@ TEST_P(GradGolden, EveryParameterGradientMatchesPyTorch) {
     const fs::path dir = kFixtures / GetParam();
     model::OlmoeWeights w = model::load_checkpoint(dir.string());
     int64_t B = 0, S = 0;
-    auto ids = read_ints(dir / "tokens.npy", &B, &S);
+    auto ids = read_int_matrix((dir / "tokens.npy").string(), &B, &S);
     std::vector<int32_t> mask;
     if (fs::exists(dir / "attention_mask.npy"))
-        mask = read_ints(dir / "attention_mask.npy", &B, &S);
+        mask = read_int_matrix((dir / "attention_mask.npy").string(), &B, &S);
     const Tensors golden =
         read_all(io::SafetensorsFile::open((dir / "grads.safetensors").string()));
     for (const auto& [name, obj] : kObjectives) {
