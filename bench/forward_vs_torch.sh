@@ -6,7 +6,7 @@
 # Appends JSON lines to bench/results/<host>.jsonl. Usage: bench/forward_vs_torch.sh [build dir]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=${1:-build/release}/src/cli/polymoe
+bin=${1:-build/release}/polymoe
 out=bench/results/$(hostname -s).jsonl
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
