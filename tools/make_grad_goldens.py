@@ -141,23 +141,27 @@ def make_case(fixtures, name, log):
         log(s)
 
 
-def rewrite_sums(fixtures):
-    """Keeps SHA256SUMS's existing order and format, adding new files of each case after the
-    case's listed ones (sorted) and re-hashing everything."""
+def add_to_sums(fixtures, new_rels):
+    """Adds each of new_rels (if absent) to SHA256SUMS after its case's listed files (sorted
+    within the case) and re-hashes every listed file, keeping the existing order and format."""
     path = os.path.join(fixtures, "SHA256SUMS")
     with open(path) as f:
         rels = [line.split("  ", 1)[1].rstrip("\n") for line in f if line.strip()]
-    for name in CASES:
-        new = f"{name}/grads.safetensors"
+    for new in new_rels:
         if new in rels:
             continue
-        case_rows = [i for i, r in enumerate(rels) if r.startswith(name + "/")]
-        case_files = sorted([rels[i] for i in case_rows] + [new])
-        rels = rels[:case_rows[0]] + case_files + rels[case_rows[-1] + 1:]
+        case = new.split("/", 1)[0]
+        rows = [i for i, r in enumerate(rels) if r.startswith(case + "/")]
+        case_files = sorted([rels[i] for i in rows] + [new])
+        rels = rels[:rows[0]] + case_files + rels[rows[-1] + 1:]
     with open(path, "w") as f:
         for rel in rels:
             with open(os.path.join(fixtures, rel), "rb") as g:
                 f.write(f"{hashlib.sha256(g.read()).hexdigest()}  {rel}\n")
+
+
+def rewrite_sums(fixtures):
+    add_to_sums(fixtures, [f"{name}/grads.safetensors" for name in CASES])
 
 
 def main():

@@ -26,7 +26,6 @@ give identical bytes. Also adds the file to <fixtures>/SHA256SUMS and re-hashes 
 file (existing order and format; --no-sums skips this).
 """
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -37,7 +36,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import safetensors_py as st  # noqa: E402
-from make_grad_goldens import GOLDEN_LOSSES, forward_graph, objectives  # noqa: E402
+from make_grad_goldens import GOLDEN_LOSSES, add_to_sums, forward_graph, objectives  # noqa: E402
 
 CASE = "micro"
 OUT_NAME = "train_trajectory.safetensors"
@@ -125,23 +124,6 @@ def train(fixtures, log):
     return path
 
 
-def add_to_sums(fixtures, rel_new):
-    """Adds rel_new to SHA256SUMS after its case's listed files (sorted within the case) and
-    re-hashes every listed file, keeping the existing order and format."""
-    path = os.path.join(fixtures, "SHA256SUMS")
-    with open(path) as f:
-        rels = [line.split("  ", 1)[1].rstrip("\n") for line in f if line.strip()]
-    if rel_new not in rels:
-        case = rel_new.split("/", 1)[0]
-        rows = [i for i, r in enumerate(rels) if r.startswith(case + "/")]
-        case_files = sorted([rels[i] for i in rows] + [rel_new])
-        rels = rels[:rows[0]] + case_files + rels[rows[-1] + 1:]
-    with open(path, "w") as f:
-        for rel in rels:
-            with open(os.path.join(fixtures, rel), "rb") as g:
-                f.write(f"{hashlib.sha256(g.read()).hexdigest()}  {rel}\n")
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--fixtures", required=True)
@@ -150,7 +132,7 @@ def main():
     torch.set_num_threads(1)  # fixed reduction order: the same bytes on every run
     path = train(args.fixtures, lambda s: print(s, flush=True))
     if not args.no_sums:
-        add_to_sums(args.fixtures, f"{CASE}/{OUT_NAME}")
+        add_to_sums(args.fixtures, [f"{CASE}/{OUT_NAME}"])
     print(f"wrote {path} ({os.path.getsize(path)} bytes)")
 
 
