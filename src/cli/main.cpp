@@ -13,6 +13,7 @@ std::function<void()> register_forward(CLI::App& app);
 std::function<void()> register_bench(CLI::App& app);
 std::function<void()> register_train(CLI::App& app);
 std::function<void()> register_tokenize(CLI::App& app);
+std::function<void()> register_prepare(CLI::App& app);
 }  // namespace polymoe::cli
 
 int main(int argc, char** argv) {
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
     add(register_bench);
     add(register_train);
     add(register_tokenize);
+    add(register_prepare);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

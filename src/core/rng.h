@@ -32,6 +32,11 @@ inline uint64_t rng_key(uint64_t seed, std::string_view name) {
     return splitmix64(seed ^ fnv1a64(name));
 }
 
+// The i-th uniform double in [0, 1) of the stream `key` (53 random bits).
+inline double rng_uniform(uint64_t key, uint64_t i) {
+    return static_cast<double>(splitmix64(key + i) >> 11) * (1.0 / 9007199254740992.0);
+}
+
 // The i-th standard normal of the stream `key`.
 inline double rng_normal(uint64_t key, uint64_t i) {
     constexpr double kInv53 = 1.0 / 9007199254740992.0;
