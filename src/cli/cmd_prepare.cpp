@@ -13,7 +13,7 @@ namespace {
 
 struct PrepareCliOptions {
     std::string manifest, out, tokenizer;
-    int dedup = -1, repetition = -1;  // -1 = the manifest's value
+    bool dedup = true, repetition = false;  // used only when given on the command line
     bool force = false;
     int64_t max_shard_tokens = int64_t{1} << 30;
     int threads = 0;
@@ -28,24 +28,26 @@ std::function<void()> register_prepare(CLI::App& app) {
     c->add_option("--manifest", o->manifest, "corpus manifest (YAML)")->required();
     c->add_option("--out", o->out, "output directory (shards, stats.json, run.json)")->required();
     c->add_option("--tokenizer", o->tokenizer, "tokenizer.json (default: the shipped OLMo one)");
-    c->add_flag("--dedup,!--no-dedup", o->dedup,
-                "drop exact duplicate documents (default: the manifest's prepare.dedup, true)");
-    c->add_flag("--repetition-filter,!--no-repetition-filter", o->repetition,
-                "drop documents failing the Gopher repetition rules (default: the manifest's)");
+    CLI::Option* dedup =
+        c->add_flag("--dedup,!--no-dedup", o->dedup,
+                    "drop exact duplicate documents (default: the manifest's prepare.dedup, true)");
+    CLI::Option* rep = c->add_flag(
+        "--repetition-filter,!--no-repetition-filter", o->repetition,
+        "drop documents failing the Gopher repetition rules (default: the manifest's, false)");
     c->add_option("--max-shard-tokens", o->max_shard_tokens, "start a new shard beyond this")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
     c->add_flag("--force", o->force, "redo even when the inputs are unchanged");
     add_threads_option(c, &o->threads);
-    return [o] {
+    return [o, dedup, rep] {
         apply_threads(o->threads);
         data::Manifest m = data::load_manifest(o->manifest);
         data::PrepareOptions po;
         po.out_dir = o->out;
         po.tokenizer_path =
             o->tokenizer.empty() ? tokenizer::default_tokenizer_path() : o->tokenizer;
-        po.dedup = o->dedup < 0 ? m.dedup : o->dedup > 0;
-        po.repetition_filter = o->repetition < 0 ? m.repetition_filter : o->repetition > 0;
+        po.dedup = dedup->count() > 0 ? o->dedup : m.dedup;
+        po.repetition_filter = rep->count() > 0 ? o->repetition : m.repetition_filter;
         po.max_shard_tokens = o->max_shard_tokens;
         po.force = o->force;
         tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_file(po.tokenizer_path);

@@ -1,22 +1,38 @@
-// polymoe train: continue pretraining a checkpoint (DESIGN.md CLI contract). This version trains
-// on one fixed [B, S] batch given by --tokens (the trajectory-test mode); --data manifests,
-// --config stage files and --resume arrive with the data pipeline and are not accepted yet.
+// polymoe train: continue pretraining a checkpoint (DESIGN.md CLI contract). Batches come from a
+// fixed [B, S] batch (--tokens, the trajectory test) or from token shards (--data: a prepared
+// directory, or a manifest that is prepared into --prepared first) through the mixture loader.
+// --config stage.yaml supplies any long option (the command line wins). --resume step-N
+// continues a run exactly (weights, AdamW moments, schedule, loader position); the log keeps its
+// lines up to that step and appends, so a crash loses at most the steps since the last save.
+#include <fnmatch.h>
+
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "cli/common.h"
 #include "core/error.h"
 #include "core/timer.h"
+#include "data/manifest.h"
+#include "data/prepare.h"
+#include "data/stage_config.h"
+#include "train/data_source.h"
 #include "train/trainer.h"
 
 namespace polymoe::cli {
 
+namespace fs = std::filesystem;
+
 namespace {
 
 struct TrainOptions {
-    std::string model, out, tokens, mask, log, schedule = "cosine", objective = "olmoe", dtype;
+    std::string config, model, out, tokens, data, prepared, mask, log, resume;
+    std::string schedule = "cosine", objective = "olmoe", dtype, mixture = "temperature";
+    std::vector<std::string> stages, replay_stages, no_decay;
     int64_t steps = 1, warmup = 0, save_every = 0, batch = 0, seq = 0;
+    uint64_t seed = 0;
     double lr = 4e-4, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1, grad_clip = 1.0;
+    double replay = 0.0, temperature = 3.0, max_epochs = 0.0;
     int threads = 0;
 };
 
@@ -27,17 +43,104 @@ model::Objective parse_objective(const std::string& s) {
     return model::Objective::Olmoe;
 }
 
+// Fills options absent from the command line from the stage config; path-valued keys are
+// resolved relative to the config file.
+void apply_config(CLI::App* c, const std::string& path) {
+    static const char* kPathKeys[] = {"model",          "out", "tokens", "data", "prepared",
+                                      "attention-mask", "log", "resume"};
+    const fs::path base = fs::path(path).parent_path();
+    for (const auto& e : data::load_stage_config(path)) {
+        CLI::Option* opt = c->get_option_no_throw("--" + e.key);
+        if (!opt || e.key == "config" || e.key == "help")
+            fail("config", "{}:{}: unknown key \"{}\" (expected a long option of polymoe train)",
+                 path, e.line, e.key);
+        if (opt->count() > 0) continue;  // the command line wins
+        for (std::string v : e.values) {
+            for (const char* k : kPathKeys)
+                if (e.key == k && !v.empty() && fs::path(v).is_relative())
+                    v = (base / v).lexically_normal().string();
+            opt->add_result(v);
+        }
+        try {
+            opt->run_callback();
+        } catch (const CLI::Error& err) {
+            fail("config", "{}:{}: {}: {}", path, e.line, e.key, err.what());
+        }
+    }
+}
+
+std::vector<std::string> split_commas(const std::vector<std::string>& v) {
+    std::vector<std::string> out;
+    for (const auto& s : v) {
+        std::stringstream ss(s);
+        std::string item;
+        while (std::getline(ss, item, ','))
+            if (!item.empty()) out.push_back(item);
+    }
+    return out;
+}
+
+// Resolves --data to a prepared directory, preparing a manifest if needed.
+std::string prepared_dir(const TrainOptions& o) {
+    if (fs::is_directory(o.data)) {
+        data::read_prepared_stats(o.data);  // errors clearly if it is not a prepared directory
+        return o.data;
+    }
+    data::Manifest m = data::load_manifest(o.data);
+    data::PrepareOptions po;
+    po.out_dir = o.prepared.empty() ? (fs::path(o.out) / "prepared").string() : o.prepared;
+    po.tokenizer_path = tokenizer::default_tokenizer_path();
+    po.dedup = m.dedup;
+    po.repetition_filter = m.repetition_filter;
+    auto tok = tokenizer::Tokenizer::from_file(po.tokenizer_path);
+    auto r = data::prepare(m, tok, po);
+    fmt::print(stderr, "train: data {} in {}\n", r.up_to_date ? "up to date" : "prepared",
+               po.out_dir);
+    return po.out_dir;
+}
+
+// Keeps the log's lines for steps <= `step` (a resumed run rewrites what follows).
+void truncate_log(const std::string& path, int64_t step) {
+    std::ifstream in(path);
+    if (!in) return;
+    std::string kept, line;
+    while (std::getline(in, line)) {
+        try {
+            if (nlohmann::json::parse(line).at("step").get<int64_t>() <= step) kept += line + "\n";
+        } catch (const nlohmann::json::exception&) {
+            break;  // a torn last line from a crash
+        }
+    }
+    in.close();
+    std::ofstream(path, std::ios::trunc) << kept;
+}
+
 }  // namespace
 
 std::function<void()> register_train(CLI::App& app) {
     auto o = std::make_shared<TrainOptions>();
     CLI::App* c = app.add_subcommand("train", "continue pretraining a checkpoint");
-    c->add_option("--model", o->model, "input HF checkpoint directory")->required();
-    c->add_option("--out", o->out, "output directory (step-N/ and final/ checkpoints)")->required();
-    c->add_option("--tokens", o->tokens, "fixed batch [B,S] (.npy or text), used every step")
-        ->required();
+    c->add_option("--config", o->config, "stage config (YAML: long option names -> values)");
+    c->add_option("--model", o->model, "input HF checkpoint directory");
+    c->add_option("--out", o->out, "output directory (step-N/ and final/ checkpoints)");
+    c->add_option("--tokens", o->tokens, "fixed batch [B,S] (.npy or text), used every step");
+    c->add_option("--data", o->data, "prepared directory or corpus manifest (YAML)");
+    c->add_option("--prepared", o->prepared, "where --data MANIFEST is prepared (OUT/prepared)");
+    c->add_option("--stage", o->stages, "train on languages of these stages (default: all)")
+        ->delimiter(',');
+    c->add_option("--replay-stages", o->replay_stages, "stages replayed with share --replay")
+        ->delimiter(',');
+    c->add_option("--replay", o->replay, "share of batches rows from replay stages")
+        ->capture_default_str();
+    c->add_option("--mixture", o->mixture, "uniform, proportional, temperature or unimax")
+        ->check(CLI::IsMember({"uniform", "proportional", "temperature", "unimax"}))
+        ->capture_default_str();
+    c->add_option("--temperature", o->temperature, "temperature T: p ∝ tokens^(1/T)")
+        ->capture_default_str();
+    c->add_option("--max-epochs", o->max_epochs, "cap per language in epochs (0 = none)")
+        ->capture_default_str();
     c->add_option("--attention-mask", o->mask, "padding mask for --tokens (1 token, 0 pad)");
-    c->add_option("--steps", o->steps, "total optimizer steps")
+    c->add_option("--steps", o->steps, "total optimizer steps (also when resuming)")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
     c->add_option("--lr", o->lr, "peak learning rate")->capture_default_str();
@@ -46,6 +149,9 @@ std::function<void()> register_train(CLI::App& app) {
     c->add_option("--eps", o->eps, "AdamW epsilon")->capture_default_str();
     c->add_option("--weight-decay", o->weight_decay, "decoupled weight decay (all parameters)")
         ->capture_default_str();
+    c->add_option("--no-decay", o->no_decay,
+                  "exclude parameters whose HF name matches this glob from weight decay "
+                  "(repeatable, e.g. '*norm*')");
     c->add_option("--grad-clip", o->grad_clip, "global gradient-norm clip (0 = off)")
         ->capture_default_str();
     c->add_option("--schedule", o->schedule, "constant, cosine (to 0.1 lr) or linear")
@@ -55,28 +161,63 @@ std::function<void()> register_train(CLI::App& app) {
     c->add_option("--objective", o->objective, "hf, hf_z, olmoe or ce")
         ->check(CLI::IsMember({"hf", "hf_z", "olmoe", "ce"}))
         ->capture_default_str();
-    c->add_option("--batch", o->batch, "batch rows B (must agree with --tokens)");
-    c->add_option("--seq", o->seq, "sequence length S (must agree with --tokens)");
+    c->add_option("--batch", o->batch,
+                  "batch rows B (default 8 with --data; must agree with "
+                  "--tokens)");
+    c->add_option("--seq", o->seq, "sequence length S (default 256 with --data)");
+    c->add_option("--seed", o->seed, "data order seed")->capture_default_str();
     c->add_option("--save-every", o->save_every, "write OUT/step-N every N steps (0 = only final)")
         ->capture_default_str();
     c->add_option("--dtype", o->dtype, "dtype of written checkpoints (default: the input's)")
         ->check(CLI::IsMember({"f32", "bf16"}));
+    c->add_option("--resume", o->resume, "continue from OUT/step-N (a checkpoint of this run)");
     c->add_option("--log", o->log, "JSONL log, one object per step (default OUT/log.jsonl)");
     add_threads_option(c, &o->threads);
-    return [o] {
+    return [o, c] {
+        if (!o->config.empty()) apply_config(c, o->config);
+        if (o->model.empty())
+            throw UsageError("[train] --model: expected a checkpoint, found none");
+        if (o->out.empty()) throw UsageError("[train] --out: expected a directory, found none");
+        if (o->tokens.empty() == o->data.empty())
+            throw UsageError("[train] expected exactly one of --tokens or --data");
         apply_threads(o->threads);
         Timer timer;
-        model::OlmoeWeights w = model::load_checkpoint(o->model);
-        TokenMatrix ids = read_token_matrix(o->tokens, "--tokens", 0, w.config.vocab_size);
-        if ((o->batch && o->batch != ids.B) || (o->seq && o->seq != ids.S))
-            fail("train", "--batch {} --seq {}: expected the shape of --tokens [{}, {}]", o->batch,
-                 o->seq, ids.B, ids.S);
-        TokenMatrix mask;
-        if (!o->mask.empty()) {
-            mask = read_token_matrix(o->mask, "--attention-mask", 0, 2);
-            if (mask.B != ids.B || mask.S != ids.S)
-                fail("train", "--attention-mask {}: expected shape [{}, {}], found [{}, {}]",
-                     o->mask, ids.B, ids.S, mask.B, mask.S);
+        int64_t resume_step = 0;
+        if (!o->resume.empty()) resume_step = train::checkpoint_step(o->resume);
+        model::OlmoeWeights w = model::load_checkpoint(o->resume.empty() ? o->model : o->resume);
+        std::unique_ptr<train::BatchSource> source;
+        nlohmann::json data_info;
+        if (!o->tokens.empty()) {
+            TokenMatrix ids = read_token_matrix(o->tokens, "--tokens", 0, w.config.vocab_size);
+            if ((o->batch && o->batch != ids.B) || (o->seq && o->seq != ids.S))
+                fail("train", "--batch {} --seq {}: expected the shape of --tokens [{}, {}]",
+                     o->batch, o->seq, ids.B, ids.S);
+            TokenMatrix mask;
+            if (!o->mask.empty()) {
+                mask = read_token_matrix(o->mask, "--attention-mask", 0, 2);
+                if (mask.B != ids.B || mask.S != ids.S)
+                    fail("train", "--attention-mask {}: expected shape [{}, {}], found [{}, {}]",
+                         o->mask, ids.B, ids.S, mask.B, mask.S);
+            }
+            source = std::make_unique<train::FixedBatch>(ids.data, mask.data, ids.B, ids.S);
+        } else {
+            train::DataSpec spec;
+            spec.dir = prepared_dir(*o);
+            spec.stages = split_commas(o->stages);
+            spec.replay = split_commas(o->replay_stages);
+            spec.mix.policy = data::parse_mix_policy(o->mixture);
+            spec.mix.temperature = o->temperature;
+            spec.mix.max_epochs = o->max_epochs;
+            spec.mix.replay = o->replay;
+            const int64_t B = o->batch ? o->batch : 8, S = o->seq ? o->seq : 256;
+            spec.mix.budget_tokens = o->steps * B * S;
+            spec.seed = o->seed;
+            auto src = std::make_unique<train::LoaderSource>(spec, B, S, w.config.vocab_size);
+            nlohmann::json p = nlohmann::json::object();
+            for (size_t i = 0; i < src->loader().languages().size(); ++i)
+                p[src->loader().languages()[i].code] = src->loader().probabilities()[i];
+            data_info = {{"prepared", spec.dir}, {"probabilities", p}};
+            source = std::move(src);
         }
         train::TrainConfig cfg;
         cfg.adam = {o->lr, o->beta1, o->beta2, o->eps, o->weight_decay};
@@ -89,34 +230,70 @@ std::function<void()> register_train(CLI::App& app) {
         cfg.out = o->out;
         cfg.dtype =
             o->dtype.empty() ? w.source_dtype : (o->dtype == "bf16" ? DType::BF16 : DType::F32);
-        std::filesystem::create_directories(o->out);
+        std::vector<std::string> excluded;
+        if (!o->no_decay.empty()) {
+            cfg.decay.assign(w.slab.size(), 1);
+            for (const auto& p : w.table.params())
+                for (const auto& pat : o->no_decay)
+                    if (fnmatch(pat.c_str(), p.name.c_str(), 0) == 0) {
+                        std::fill_n(cfg.decay.begin() + p.offset, p.numel, 0);
+                        excluded.push_back(p.name);
+                        break;
+                    }
+            if (excluded.empty())
+                fail("train",
+                     "--no-decay: expected patterns matching parameter names (e.g. "
+                     "'*norm*'), found no match");
+        }
+        fs::create_directories(o->out);
         const std::string log_path = o->log.empty() ? o->out + "/log.jsonl" : o->log;
-        write_run_json(
-            o->out + "/run.json", "train",
-            {{"model", o->model},
-             {"tokens", o->tokens},
-             {"steps", o->steps},
-             {"lr", o->lr},
-             {"beta1", o->beta1},
-             {"beta2", o->beta2},
-             {"eps", o->eps},
-             {"weight_decay", o->weight_decay},
-             {"grad_clip", o->grad_clip},
-             {"schedule", o->schedule},
-             {"warmup", o->warmup},
-             {"objective", o->objective},
-             {"save_every", o->save_every},
-             {"log", log_path}},
-            {{"model_config", w.config.to_json()}, {"shape", {{"B", ids.B}, {"S", ids.S}}}});
-        std::ofstream log(log_path);
+        write_run_json(o->out + "/run.json", "train",
+                       {{"model", o->model},
+                        {"config", o->config},
+                        {"tokens", o->tokens},
+                        {"data", o->data},
+                        {"stage", o->stages},
+                        {"replay_stages", o->replay_stages},
+                        {"replay", o->replay},
+                        {"mixture", o->mixture},
+                        {"temperature", o->temperature},
+                        {"max_epochs", o->max_epochs},
+                        {"steps", o->steps},
+                        {"lr", o->lr},
+                        {"beta1", o->beta1},
+                        {"beta2", o->beta2},
+                        {"eps", o->eps},
+                        {"weight_decay", o->weight_decay},
+                        {"no_decay", o->no_decay},
+                        {"grad_clip", o->grad_clip},
+                        {"schedule", o->schedule},
+                        {"warmup", o->warmup},
+                        {"objective", o->objective},
+                        {"seed", o->seed},
+                        {"save_every", o->save_every},
+                        {"resume", o->resume},
+                        {"log", log_path}},
+                       {{"model_config", w.config.to_json()},
+                        {"shape", {{"B", source->batch()}, {"S", source->seq()}}},
+                        {"data", data_info},
+                        {"no_decay_params", excluded.size()}});
+        if (resume_step > 0) truncate_log(log_path, resume_step);
+        std::ofstream log(log_path, resume_step > 0 ? std::ios::app : std::ios::trunc);
         if (!log) fail("train", "--log {}: cannot open for writing", log_path);
-        train::train_fixed_batch(
-            w, ids.data, mask.data, ids.B, ids.S, cfg, [&](const train::StepLog& s) {
+        double tokens = 0, seconds = 0;
+        train::train(
+            w, *source, cfg,
+            [&](const train::StepLog& s) {
                 log << s.json() << "\n" << std::flush;
-                fmt::print(stderr, "step {}/{} loss {:.6f} lr {:.3g} ({:.2f} s)\n", s.step,
-                           cfg.steps, s.loss, s.lr, s.seconds);
-            });
-        fmt::print(stderr, "train: wrote {}/final in {:.1f} s\n", o->out, timer.seconds());
+                tokens += static_cast<double>(s.tokens);
+                seconds += s.seconds;
+                fmt::print(stderr, "step {}/{} loss {:.4f} ce {:.4f} lr {:.3g} {:.0f} tok/s\n",
+                           s.step, cfg.steps, s.loss, s.ce, s.lr,
+                           static_cast<double>(s.tokens) / s.seconds);
+            },
+            o->resume);
+        fmt::print(stderr, "train: wrote {}/final in {:.1f} s ({:.0f} tokens/s in steps)\n", o->out,
+                   timer.seconds(), seconds > 0 ? tokens / seconds : 0.0);
     };
 }
 

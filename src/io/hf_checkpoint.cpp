@@ -228,7 +228,8 @@ void write_hf_checkpoint(const std::string& dir,
                          const nlohmann::json& generation_config,
                          const std::vector<TensorToWrite>& tensors,
                          int num_shards,
-                         bool overwrite) {
+                         bool overwrite,
+                         const std::function<void(const std::string&)>& extra) {
     fs::path target(dir);
     if (!target.has_filename()) target = target.parent_path();  // "out/ckpt/" -> "out/ckpt"
     const std::string out = target.string();
@@ -305,6 +306,7 @@ void write_hf_checkpoint(const std::string& dir,
             detail::write_file_synced(join(tmp, kIndexName), dump_json(index, kIndexName),
                                       kComponent);
         }
+        if (extra) extra(tmp);
         detail::fsync_dir(tmp, kComponent);
         install(tmp, out, replace);
     } catch (...) {

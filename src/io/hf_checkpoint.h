@@ -7,6 +7,7 @@
 // only ever appears complete. The config is handled as JSON here; model/config.h interprets it.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -42,12 +43,15 @@ private:
 // Writes an HF checkpoint directory at `dir` (must not exist yet, or is replaced when
 // `overwrite`). Tensors are split over `num_shards` files in the given order, balanced by bytes
 // (num_shards == 1 writes model.safetensors and no index). A null generation_config writes no
-// generation_config.json.
+// generation_config.json. `extra(tmp_dir)`, when given, writes further files (optimizer and
+// trainer state) into the directory before it is renamed into place, so they appear atomically
+// with the weights.
 void write_hf_checkpoint(const std::string& dir,
                          const nlohmann::json& config,
                          const nlohmann::json& generation_config,
                          const std::vector<TensorToWrite>& tensors,
                          int num_shards,
-                         bool overwrite = false);
+                         bool overwrite = false,
+                         const std::function<void(const std::string&)>& extra = {});
 
 }  // namespace polymoe::io

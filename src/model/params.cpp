@@ -224,8 +224,12 @@ OlmoeWeights load_checkpoint(const std::string& dir) {
     return w;
 }
 
-void save_checkpoint(
-    const OlmoeWeights& w, const std::string& dir, DType dtype, int num_shards, bool overwrite) {
+void save_checkpoint(const OlmoeWeights& w,
+                     const std::string& dir,
+                     DType dtype,
+                     int num_shards,
+                     bool overwrite,
+                     const std::function<void(const std::string&)>& extra) {
     if (dtype != DType::F32 && dtype != DType::BF16)
         fail("hf_checkpoint", "{}: expected dtype f32 or bf16 for writing, found {}", dir,
              dtype_name(dtype));
@@ -244,7 +248,7 @@ void save_checkpoint(
     OlmoeConfig c = w.config;
     c.torch_dtype = dtype == DType::BF16 ? "bfloat16" : "float32";
     io::write_hf_checkpoint(dir, c.to_json(), generation_config_json(c), tensors, num_shards,
-                            overwrite);
+                            overwrite, extra);
 }
 
 }  // namespace polymoe::model

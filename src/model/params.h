@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -118,11 +119,13 @@ void init_weights(OlmoeWeights& w, uint64_t seed);
 // value is read. Missing, extra, wrongly shaped or typed tensors are reported by name.
 OlmoeWeights load_checkpoint(const std::string& dir);
 
-// Writes an HF checkpoint directory with tensors of `dtype` (F32 or BF16) in `num_shards` files.
+// Writes an HF checkpoint directory with tensors of `dtype` (F32 or BF16) in `num_shards` files;
+// `extra` as in io::write_hf_checkpoint.
 void save_checkpoint(const OlmoeWeights& w,
                      const std::string& dir,
                      DType dtype,
                      int num_shards,
-                     bool overwrite = false);
+                     bool overwrite = false,
+                     const std::function<void(const std::string&)>& extra = {});
 
 }  // namespace polymoe::model

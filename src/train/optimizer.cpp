@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "core/check.h"
 #include "core/error.h"
 #include "core/parallel.h"
 
@@ -29,6 +30,14 @@ void AdamW::step(std::vector<float>& params,
             params[i] -= step_size * m_[i] / (std::sqrt(v_[i]) / sqrt_bc2 + eps);
         }
     });
+}
+
+void AdamW::set_state(std::vector<float> m, std::vector<float> v, int64_t t) {
+    POLYMOE_CHECK(m.size() == m_.size() && v.size() == v_.size(), "AdamW state of {} values for {}",
+                  m.size(), m_.size());
+    m_ = std::move(m);
+    v_ = std::move(v);
+    t_ = t;
 }
 
 double clip_grad_norm(std::vector<float>& grads, double max_norm) {

@@ -29,6 +29,10 @@ public:
               double lr,
               const std::vector<uint8_t>& decay = {});
     int64_t steps() const { return t_; }
+    // Moment estimates (same layout as the parameter slab) and step count, for checkpointing.
+    const std::vector<float>& exp_avg() const { return m_; }
+    const std::vector<float>& exp_avg_sq() const { return v_; }
+    void set_state(std::vector<float> m, std::vector<float> v, int64_t t);
 
 private:
     AdamWConfig c_;

@@ -1,46 +1,166 @@
-// Fixed-batch training loop (see trainer.h).
+// Training loop, optimizer/trainer state files and resume (see trainer.h).
 #include "train/trainer.h"
 
 #include <fmt/format.h>
 
-#include <nlohmann/json.hpp>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
+#include "core/error.h"
 #include "core/timer.h"
+#include "io/safetensors.h"
 
 namespace polymoe::train {
 
+namespace {
+
+constexpr const char* kOptimizerFile = "optimizer.safetensors";
+constexpr const char* kStateFile = "trainer_state.json";
+
+std::string read_text(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) fail("train", "{}: cannot open", path);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+nlohmann::json settings_json(const model::OlmoeWeights& w,
+                             const TrainConfig& cfg,
+                             const BatchSource& s) {
+    return {{"num_params", w.slab.size()},
+            {"batch", s.batch()},
+            {"seq", s.seq()},
+            {"beta1", cfg.adam.beta1},
+            {"beta2", cfg.adam.beta2}};
+}
+
+void write_state_files(const std::string& tmp_dir,
+                       const model::OlmoeWeights& w,
+                       const AdamW& opt,
+                       const TrainConfig& cfg,
+                       const BatchSource& source,
+                       int64_t step) {
+    std::vector<io::TensorToWrite> t;
+    for (const auto& p : w.table.params()) {
+        t.push_back({"exp_avg." + p.name, DType::F32, p.shape, opt.exp_avg().data() + p.offset});
+        t.push_back(
+            {"exp_avg_sq." + p.name, DType::F32, p.shape, opt.exp_avg_sq().data() + p.offset});
+    }
+    io::write_safetensors(tmp_dir + "/" + kOptimizerFile, t);
+    nlohmann::json st = {{"step", step},
+                         {"optimizer_steps", opt.steps()},
+                         {"settings", settings_json(w, cfg, source)},
+                         {"source", source.state()}};
+    std::ofstream f(tmp_dir + "/" + kStateFile, std::ios::binary);
+    f << st.dump(2) << "\n";
+    f.flush();
+    if (!f) fail("train", "{}/{}: write failed", tmp_dir, kStateFile);
+}
+
+// Restores optimizer moments, step and source state; returns the step reached.
+int64_t restore_state(const std::string& dir,
+                      const model::OlmoeWeights& w,
+                      AdamW& opt,
+                      const TrainConfig& cfg,
+                      BatchSource& source) {
+    const std::string sp = dir + "/" + kStateFile;
+    nlohmann::json st;
+    try {
+        st = nlohmann::json::parse(read_text(sp));
+    } catch (const nlohmann::json::exception& e) {
+        fail("train", "--resume {}: expected JSON, found an error: {}", sp, e.what());
+    }
+    nlohmann::json want = settings_json(w, cfg, source);
+    if (st.value("settings", nlohmann::json()) != want)
+        fail("train",
+             "--resume {}: expected settings {}, found {} (batch, seq, betas and the "
+             "model must not change when resuming)",
+             sp, want.dump(), st.value("settings", nlohmann::json()).dump());
+    io::SafetensorsFile f = io::SafetensorsFile::open(dir + "/" + kOptimizerFile);
+    std::vector<float> m(w.slab.size()), v(w.slab.size());
+    for (const auto& p : w.table.params())
+        for (auto [prefix, dst] : {std::pair{"exp_avg.", &m}, std::pair{"exp_avg_sq.", &v}}) {
+            const io::TensorInfo* ti = f.find(prefix + p.name);
+            if (!ti || ti->dtype != DType::F32 || ti->shape != p.shape)
+                fail("train", "{}: expected F32 tensor {}{} of shape {}, found {}", f.path(),
+                     prefix, p.name, io::shape_str(p.shape),
+                     ti ? io::shape_str(ti->shape) + " " + std::string(dtype_name(ti->dtype))
+                        : std::string("none"));
+            std::memcpy(dst->data() + p.offset, f.data(*ti), static_cast<size_t>(p.numel) * 4);
+        }
+    opt.set_state(std::move(m), std::move(v), st.at("optimizer_steps").get<int64_t>());
+    source.restore(st.at("source"));
+    return st.at("step").get<int64_t>();
+}
+
+}  // namespace
+
 std::string StepLog::json() const {
-    nlohmann::json j = {{"step", step},
-                        {"lr", lr},
-                        {"loss", loss},
-                        {"ce", ce},
-                        {"aux", aux},
-                        {"z", z},
-                        {"megablocks_lb", megablocks_lb},
-                        {"megablocks_z", megablocks_z},
-                        {"grad_norm", grad_norm},
-                        {"tokens", tokens},
-                        {"seconds", seconds}};
+    nlohmann::ordered_json j = {{"step", step},
+                                {"lr", lr},
+                                {"loss", loss},
+                                {"ce", ce},
+                                {"aux", aux},
+                                {"z", z},
+                                {"megablocks_lb", megablocks_lb},
+                                {"megablocks_z", megablocks_z},
+                                {"grad_norm", grad_norm},
+                                {"tokens", tokens},
+                                {"seconds", seconds}};
+    if (!tokens_by_language.empty()) {
+        nlohmann::ordered_json t = nlohmann::ordered_json::object();
+        for (const auto& [code, n] : tokens_by_language)
+            t[code] = n;
+        j["tokens_by_language"] = t;
+    }
     return j.dump();
 }
 
-std::vector<StepLog> train_fixed_batch(model::OlmoeWeights& w,
-                                       const std::vector<int32_t>& ids,
-                                       const std::vector<int32_t>& mask,
-                                       int64_t B,
-                                       int64_t S,
-                                       const TrainConfig& cfg,
-                                       const std::function<void(const StepLog&)>& on_step) {
+int64_t checkpoint_step(const std::string& dir) {
+    const std::string sp = dir + "/" + kStateFile;
+    if (!std::filesystem::is_regular_file(sp))
+        fail("train",
+             "--resume {}: expected a checkpoint written by polymoe train (with {}), "
+             "found none",
+             dir, kStateFile);
+    try {
+        return nlohmann::json::parse(read_text(sp)).at("step").get<int64_t>();
+    } catch (const nlohmann::json::exception& e) {
+        fail("train", "--resume {}: expected a step number, found an error: {}", sp, e.what());
+    }
+}
+
+std::vector<StepLog> train(model::OlmoeWeights& w,
+                           BatchSource& source,
+                           const TrainConfig& cfg,
+                           const std::function<void(const StepLog&)>& on_step,
+                           const std::string& resume_dir) {
+    const int64_t B = source.batch(), S = source.seq();
     model::Activations a;
     model::allocate_activations(a, w.config, B, S, true, /*train=*/true);
     AdamW opt(cfg.adam, w.slab.size());
     std::vector<float> grad(w.slab.size());
-    const int32_t* m = mask.empty() ? nullptr : mask.data();
+    int64_t start = 0;
+    if (!resume_dir.empty()) start = restore_state(resume_dir, w, opt, cfg, source);
+    if (start > cfg.steps)
+        fail("train", "--resume {}: expected a checkpoint at or before step {}, found step {}",
+             resume_dir, cfg.steps, start);
+    std::vector<int32_t> ids, mask;
+    auto save = [&](const std::string& dir, int64_t step) {
+        model::save_checkpoint(
+            w, dir, cfg.dtype, 1, /*overwrite=*/true,
+            [&](const std::string& tmp) { write_state_files(tmp, w, opt, cfg, source, step); });
+    };
     std::vector<StepLog> logs;
-    for (int64_t t = 1; t <= cfg.steps; ++t) {
+    for (int64_t t = start + 1; t <= cfg.steps; ++t) {
         Timer timer;
         StepLog log;
         log.step = t;
+        source.next(ids, mask, log.tokens_by_language);
+        const int32_t* m = mask.empty() ? nullptr : mask.data();
         log.lr = lr_at(t, cfg.steps, cfg.warmup, cfg.adam.lr, cfg.min_lr_ratio, cfg.schedule);
         const model::ForwardResult r = model::olmoe_forward(a, w, ids.data(), m, B, S);
         log.loss = model::objective_value(r, cfg.objective, w.config.router_aux_loss_coef);
@@ -52,16 +172,27 @@ std::vector<StepLog> train_fixed_batch(model::OlmoeWeights& w,
         std::fill(grad.begin(), grad.end(), 0.0f);
         model::olmoe_backward(grad, a, w, ids.data(), m, B, S, r, cfg.objective);
         log.grad_norm = clip_grad_norm(grad, cfg.grad_clip);
-        opt.step(w.slab, grad, log.lr);
+        opt.step(w.slab, grad, log.lr, cfg.decay);
         log.tokens = B * S;
         log.seconds = timer.seconds();
         logs.push_back(log);
         if (on_step) on_step(log);
         if (!cfg.out.empty() && cfg.save_every > 0 && t % cfg.save_every == 0 && t < cfg.steps)
-            model::save_checkpoint(w, fmt::format("{}/step-{}", cfg.out, t), cfg.dtype, 1);
+            save(fmt::format("{}/step-{}", cfg.out, t), t);
     }
-    if (!cfg.out.empty()) model::save_checkpoint(w, cfg.out + "/final", cfg.dtype, 1);
+    if (!cfg.out.empty()) save(cfg.out + "/final", cfg.steps);
     return logs;
+}
+
+std::vector<StepLog> train_fixed_batch(model::OlmoeWeights& w,
+                                       const std::vector<int32_t>& ids,
+                                       const std::vector<int32_t>& mask,
+                                       int64_t B,
+                                       int64_t S,
+                                       const TrainConfig& cfg,
+                                       const std::function<void(const StepLog&)>& on_step) {
+    FixedBatch source(ids, mask, B, S);
+    return train(w, source, cfg, on_step);
 }
 
 }  // namespace polymoe::train

@@ -1,11 +1,19 @@
 // The training loop of `polymoe train`: forward, objective, backward, global-norm clip, AdamW
 // with the step's learning rate, a JSON line per step, HF checkpoints at intervals and at the
-// end (DESIGN.md CLI contract). The data source here is one fixed [B, S] batch (--tokens);
-// manifests and samplers arrive with the data pipeline (issue 5).
+// end (DESIGN.md CLI contract). Batches come from a BatchSource: one fixed batch (--tokens, the
+// trajectory test) or the mixture loader over prepared token shards (--data).
+//
+// Checkpoints OUT/step-N/ and OUT/final/ are HF directories that also hold, written atomically
+// with the weights: optimizer.safetensors (AdamW exp_avg.<name> / exp_avg_sq.<name> in f32, one
+// pair per HF parameter) and trainer_state.json (step, the batch source's state, the settings
+// that must not change on resume). Resuming from step-N continues exactly as if the run had not
+// stopped: same parameters, moments, lr schedule and batches.
 #pragma once
 
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/dtype.h"
@@ -25,6 +33,7 @@ struct TrainConfig {
     int64_t save_every = 0;  // 0: only OUT/final
     std::string out;         // checkpoint root ("" = none)
     DType dtype = DType::F32;
+    std::vector<uint8_t> decay;  // per slab element: 1 = weight decay applies (empty: all)
 };
 
 // One line of the training log (losses are of the parameters before this step's update).
@@ -33,11 +42,55 @@ struct StepLog {
     double lr = 0, loss = 0, ce = 0, aux = 0, z = 0, megablocks_lb = 0, megablocks_z = 0;
     double grad_norm = 0, seconds = 0;
     int64_t tokens = 0;
+    std::vector<std::pair<std::string, int64_t>> tokens_by_language;  // this step's
     std::string json() const;
 };
 
-// Trains `w` in place on the fixed batch `ids` [B, S] (mask optional), calling on_step after
-// every step. Returns the step logs.
+// Where training batches come from.
+class BatchSource {
+public:
+    virtual ~BatchSource() = default;
+    virtual int64_t batch() const = 0;
+    virtual int64_t seq() const = 0;
+    // Fills ids [B*S] and mask ([B*S], or empty for no padding) and this batch's tokens per
+    // language (may be empty).
+    virtual void next(std::vector<int32_t>& ids,
+                      std::vector<int32_t>& mask,
+                      std::vector<std::pair<std::string, int64_t>>& by_language) = 0;
+    virtual nlohmann::json state() const { return nullptr; }
+    virtual void restore(const nlohmann::json& state) { (void)state; }
+};
+
+// The same batch every step.
+class FixedBatch final : public BatchSource {
+public:
+    FixedBatch(std::vector<int32_t> ids, std::vector<int32_t> mask, int64_t B, int64_t S)
+        : ids_(std::move(ids)), mask_(std::move(mask)), B_(B), S_(S) {}
+    int64_t batch() const override { return B_; }
+    int64_t seq() const override { return S_; }
+    void next(std::vector<int32_t>& ids,
+              std::vector<int32_t>& mask,
+              std::vector<std::pair<std::string, int64_t>>& by_language) override {
+        ids = ids_;
+        mask = mask_;
+        by_language.clear();
+    }
+
+private:
+    std::vector<int32_t> ids_, mask_;
+    int64_t B_, S_;
+};
+
+// Trains `w` in place for steps (start+1 .. cfg.steps), calling on_step after every step.
+// `resume_dir` (a step-N checkpoint written by train; its weights must already be in `w`)
+// restores the optimizer, step count and batch source first. Returns the step logs.
+std::vector<StepLog> train(model::OlmoeWeights& w,
+                           BatchSource& source,
+                           const TrainConfig& cfg,
+                           const std::function<void(const StepLog&)>& on_step = {},
+                           const std::string& resume_dir = "");
+
+// Convenience for the fixed-batch trajectory test.
 std::vector<StepLog> train_fixed_batch(model::OlmoeWeights& w,
                                        const std::vector<int32_t>& ids,
                                        const std::vector<int32_t>& mask,
@@ -45,5 +98,9 @@ std::vector<StepLog> train_fixed_batch(model::OlmoeWeights& w,
                                        int64_t S,
                                        const TrainConfig& cfg,
                                        const std::function<void(const StepLog&)>& on_step = {});
+
+// Step number stored in DIR/trainer_state.json (a checkpoint written by train), or an error
+// naming the file.
+int64_t checkpoint_step(const std::string& dir);
 
 }  // namespace polymoe::train
