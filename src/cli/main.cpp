@@ -14,6 +14,7 @@ std::function<void()> register_bench(CLI::App& app);
 std::function<void()> register_train(CLI::App& app);
 std::function<void()> register_tokenize(CLI::App& app);
 std::function<void()> register_prepare(CLI::App& app);
+std::function<void()> register_trace(CLI::App& app);
 }  // namespace polymoe::cli
 
 int main(int argc, char** argv) {
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
     add(register_train);
     add(register_tokenize);
     add(register_prepare);
+    add(register_trace);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
