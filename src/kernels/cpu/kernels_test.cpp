@@ -10,6 +10,7 @@
 #include "core/rng.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/embedding.h"
+#include "kernels/cpu/fast_exp.h"
 #include "kernels/cpu/losses.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/moe.h"
@@ -197,6 +198,30 @@ TEST(Moe, DroplessSwigluMatchesReference) {
     }
 }
 
+TEST(FastExp, RelativeErrorBelow3e7AndClampsUnderflow) {
+    double worst = 0.0;
+    for (int i = 0; i <= 2000000; ++i) {
+        const float x = -87.0f * static_cast<float>(i) / 2000000.0f;
+        const double want = std::exp(static_cast<double>(x));
+        worst = std::max(worst, std::abs(exp_nonpositive(x) - want) / want);
+    }
+    EXPECT_LT(worst, 3e-7);
+    EXPECT_EQ(exp_nonpositive(0.0f), 1.0f);
+    EXPECT_GT(exp_nonpositive(-1000.0f), 0.0f);  // clamped to e^-87, never denormal or NaN
+    EXPECT_LT(exp_nonpositive(-1000.0f), 2e-38f);
+    // Negative control: a degree-3 polynomial is visibly worse than the bound.
+    auto exp3 = [](float x) {
+        const float n = std::nearbyint(x * 1.44269504f), r = x - n * 0.69314718f;
+        return std::ldexp(1.0f + r + r * r / 2 + r * r * r / 6, static_cast<int>(n));
+    };
+    double worst3 = 0.0;
+    for (int i = 0; i <= 20000; ++i) {
+        const float x = -20.0f * static_cast<float>(i) / 20000.0f;
+        worst3 = std::max(worst3, std::abs(exp3(x) - std::exp(double(x))) / std::exp(double(x)));
+    }
+    EXPECT_GT(worst3, 3e-7);
+}
+
 TEST(Losses, CrossEntropyAndRouterLossesMatchDefinitions) {
     const int64_t T = 11, V = 50, E = 4, K = 2, L = 2;
     auto logits = randn(T * V, 18, 3.0);
@@ -207,7 +232,15 @@ TEST(Losses, CrossEntropyAndRouterLossesMatchDefinitions) {
     int64_t n = 0;
     const double ce = cross_entropy_forward(rows.data(), logits.data(), targets.data(), T, V, &n);
     auto ld = to_double(logits);
-    EXPECT_NEAR(ce, ref::cross_entropy(ld.data(), targets.data(), T, V), 1e-12);
+    // The float exp (fast_exp.h, relative error < 3e-7 per term) bounds the error of log(sum):
+    // 1e-7 relative is ~100x tighter than any ce tolerance downstream, and a wrong target
+    // (negative control) misses by far more.
+    const double want = ref::cross_entropy(ld.data(), targets.data(), T, V);
+    EXPECT_NEAR(ce, want, 1e-7 * want);
+    std::vector<int32_t> shifted = targets;
+    for (auto& t : shifted)
+        if (t >= 0) t = (t + 1) % static_cast<int32_t>(V);
+    EXPECT_GT(std::abs(ref::cross_entropy(ld.data(), shifted.data(), T, V) - ce), 1e-3);
     EXPECT_EQ(n, 8);
     // Perfectly balanced routing with uniform probabilities: aux = K, megablocks_lb = coef.
     std::vector<float> probs(T * E, 0.25f), lse(T, 0.5f);

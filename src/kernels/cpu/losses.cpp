@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/parallel.h"
+#include "kernels/cpu/fast_exp.h"
 
 namespace polymoe::kernels {
 
@@ -23,9 +24,7 @@ double cross_entropy_forward(double* loss,
             float mx = z[0];
             for (int64_t j = 1; j < V; ++j)
                 mx = std::max(mx, z[j]);
-            double s = 0.0;
-            for (int64_t j = 0; j < V; ++j)
-                s += std::exp(static_cast<double>(z[j]) - mx);
+            const double s = sum_exp_shifted(z, V, mx);
             loss[t] = mx + std::log(s) - static_cast<double>(z[targets[t]]);
         }
     });
@@ -58,11 +57,9 @@ void cross_entropy_backward(float* dlogits,
             float mx = z[0];
             for (int64_t j = 1; j < V; ++j)
                 mx = std::max(mx, z[j]);
-            double s = 0.0;
+            const float inv = static_cast<float>(scale / sum_exp_shifted(z, V, mx));
             for (int64_t j = 0; j < V; ++j)
-                s += std::exp(static_cast<double>(z[j]) - mx);
-            for (int64_t j = 0; j < V; ++j)
-                d[j] = static_cast<float>(scale * std::exp(static_cast<double>(z[j]) - mx) / s);
+                d[j] = exp_nonpositive(z[j] - mx) * inv;
             d[targets[t]] -= static_cast<float>(scale);
         }
     });
