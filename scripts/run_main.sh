@@ -1,15 +1,13 @@
 #!/usr/bin/env bash
-# The README's main job: install dependencies, build the release preset, create a `tiny` OLMoE
-# checkpoint (bf16, 2 shards) and run `polymoe forward` on example tokens, writing into out/.
-# (The end-to-end `demo` on the embedded corpus replaces this once it exists.)
+# The README's main job: install dependencies, build the release preset and run the whole study
+# on the embedded corpus (`polymoe demo`): prepare the UDHR + English corpus, pretrain the
+# 16-layer demo base model on English, continue pretraining on five high-resource languages
+# (stage 1) and five related low-resource languages (stage 2), and trace all three checkpoints
+# on held-out text. Outputs go to out/demo/ (rerunning skips finished steps). Extra arguments are
+# passed to the demo, e.g. `bash scripts/run_main.sh --quick`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc)"
-bin=build/release/polymoe
-mkdir -p out
-rm -rf out/tiny
-$bin init --preset tiny --seed 1 --dtype bf16 --shards 2 --out out/tiny
-$bin forward --model out/tiny --tokens examples/tokens.txt --out out/forward.safetensors
-echo "wrote out/forward.safetensors (run record: out/forward.safetensors.run.json)"
+build/release/polymoe demo --out out/demo "$@"

@@ -15,6 +15,7 @@ std::function<void()> register_train(CLI::App& app);
 std::function<void()> register_tokenize(CLI::App& app);
 std::function<void()> register_prepare(CLI::App& app);
 std::function<void()> register_trace(CLI::App& app);
+std::function<void()> register_demo(CLI::App& app);
 }  // namespace polymoe::cli
 
 int main(int argc, char** argv) {
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
     add(register_tokenize);
     add(register_prepare);
     add(register_trace);
+    add(register_demo);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

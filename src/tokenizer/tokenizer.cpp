@@ -857,10 +857,13 @@ void Tokenizer::set_variant(Variant v) {
     impl_->instance = g_next_instance.fetch_add(1);  // invalidate per-thread caches
 }
 
-std::string default_tokenizer_path() {
+std::string data_dir() {
     const char* env = std::getenv("POLYMOE_DATA_DIR");
-    std::string dir = env && *env ? env : POLYMOE_DATA_DIR;
-    return dir + "/tokenizers/allenai_gpt-neox-olmo-dolma-v1_5.json";
+    return env && *env ? env : POLYMOE_DATA_DIR;
+}
+
+std::string default_tokenizer_path() {
+    return data_dir() + "/tokenizers/allenai_gpt-neox-olmo-dolma-v1_5.json";
 }
 
 }  // namespace polymoe::tokenizer

@@ -86,5 +86,8 @@ private:
 // with DIR = $POLYMOE_DATA_DIR if that environment variable is set, else the compile-time
 // POLYMOE_DATA_DIR (the source tree's data/ folder).
 std::string default_tokenizer_path();
+// The data directory itself ($POLYMOE_DATA_DIR or the compile-time default); the embedded corpus
+// is DIR/corpus and its manifests DIR/../configs/corpus.
+std::string data_dir();
 
 }  // namespace polymoe::tokenizer

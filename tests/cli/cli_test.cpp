@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "golden/compare.h"
@@ -198,6 +199,60 @@ TEST_F(Cli, TrainWritesLogCheckpointsAndRejectsShapeMismatch) {
     Result bad = run(base + "2 --batch 5");
     EXPECT_EQ(bad.code, 1) << bad.out;
     EXPECT_NE(bad.out.find("--batch"), std::string::npos) << bad.out;
+}
+
+TEST_F(Cli, PrepareTrainTraceOnTheEmbeddedCorpus) {
+    const std::string manifest =
+        (fs::path(POLYMOE_SOURCE_DIR) / "configs/corpus/udhr.yaml").string();
+    Result r = run("prepare --manifest " + manifest + " --out " + p("prep") + " --threads 2");
+    ASSERT_EQ(r.code, 0) << r.out;
+    std::ifstream sf(dir / "prep" / "stats.json");
+    auto stats = nlohmann::json::parse(sf);
+    ASSERT_EQ(stats["languages"].size(), 11u);
+    for (const auto& [code, l] : stats["languages"].items()) {
+        EXPECT_EQ(l["heldout"]["documents"].get<int64_t>(), 6) << code;  // articles 5, 10, ..., 30
+        EXPECT_GT(l["train"]["tokens"].get<int64_t>(), 1000) << code;
+    }
+    EXPECT_EQ(stats["languages"]["glg"]["info"]["related"], "spa");
+    EXPECT_GT(stats["vocab_overlap"]["matrix"]["glg"]["spa"].get<double>(),
+              stats["vocab_overlap"]["matrix"]["glg"]["rus"].get<double>());
+    Result again = run("prepare --manifest " + manifest + " --out " + p("prep"));
+    EXPECT_NE(again.out.find("up to date"), std::string::npos) << again.out;
+    // A model whose vocabulary is smaller than the tokenizer's is refused by name.
+    ASSERT_EQ(run("init --preset micro --out " + p("micro")).code, 0);
+    Result small = run("train --model " + p("micro") + " --data " + p("prep") + " --out " + p("x") +
+                       " --steps 1");
+    EXPECT_EQ(small.code, 1) << small.out;
+    EXPECT_NE(small.out.find("vocab_size"), std::string::npos) << small.out;
+    // Stage-1 training from a stage config, then a trace of the result.
+    ASSERT_EQ(run("init --preset demo --set num_hidden_layers=2 --out " + p("m")).code, 0);
+    write("stage1.yaml",
+          "model: m\ndata: prep\nout: s1\nstage: \"1\"\nreplay-stages: base\n"
+          "replay: 0.25\nsteps: 3\nbatch: 2\nseq: 32\nlr: 1.0e-3\n");
+    Result t = run("train --config " + p("stage1.yaml") + " --threads 2");
+    ASSERT_EQ(t.code, 0) << t.out;
+    std::ifstream log(dir / "s1" / "log.jsonl");
+    std::string line;
+    std::set<std::string> seen;
+    while (std::getline(log, line)) {
+        const auto j = nlohmann::json::parse(line);
+        for (const auto& [code, n] : j["tokens_by_language"].items())
+            if (n.get<int64_t>() > 0) seen.insert(code);
+    }
+    EXPECT_FALSE(seen.empty());
+    for (const auto& code : seen)
+        EXPECT_TRUE(code == "eng" || code == "spa" || code == "rus" || code == "arb" ||
+                    code == "hin" || code == "cmn_hans")
+            << code;
+    write("bad.yaml", "model: m\ncolour: blue\n");
+    Result bad = run("train --config " + p("bad.yaml"));
+    EXPECT_EQ(bad.code, 1);
+    EXPECT_NE(bad.out.find("bad.yaml:2"), std::string::npos) << bad.out;
+    Result tr = run("trace --model " + p("s1/final") + " --data " + p("prep") +
+                    " --max-tokens 40 --languages spa,glg --out " + p("t/s1.trace"));
+    ASSERT_EQ(tr.code, 0) << tr.out;
+    EXPECT_NE(tr.out.find("80 tokens"), std::string::npos) << tr.out;
+    EXPECT_TRUE(fs::exists(p("t/s1.trace.run.json")));
 }
 
 TEST_F(Cli, BadInputsNameTheProblem) {
