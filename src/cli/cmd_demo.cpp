@@ -2,7 +2,7 @@
 // with files between them (each step is this binary run again with the arguments it prints):
 // prepare -> init (demo preset: 16 layers) -> train base (English) -> train stage 1 (five
 // high-resource languages, base replay) -> train stage 2 (five related low-resource languages,
-// replay of stages 1 and base) -> trace the three checkpoints on held-out text -> analyze.
+// replay of stages 1 and base) -> trace the three checkpoints on held-out text -> eval.
 // Steps whose outputs exist are skipped and an interrupted training resumes from its last
 // step-N, so rerunning after a crash continues where it stopped. --quick shrinks every budget
 // (the CI smoke test).
@@ -189,14 +189,20 @@ std::function<void()> register_demo(CLI::App& app) {
                   threads});
             traces.push_back(t);
         }
+        const std::string eval_json = (out / "eval.json").string();
+        step("eval", fs::exists(eval_json),
+             {"eval", "--model", finals[0], "--model", finals[1], "--model", finals[2], "--labels",
+              "base,stage1,stage2", "--data", prepared, "--max-tokens", max_trace_tokens,
+              "--bootstrap", o->quick ? "100" : "1000", "--out", eval_json, "--threads", threads});
         fmt::print(stderr, "\n== demo: summary ({:.1f} s)\n{:<16} {:>8} {:>10}\n", total.seconds(),
                    "step", "status", "seconds");
         for (const auto& r : results)
             fmt::print(stderr, "{:<16} {:>8} {:>10.1f}\n", r.name, r.ran ? "ran" : "skipped",
                        r.seconds);
         fmt::print(stderr,
-                   "outputs: {}/prepared (stats.json), {}/models/*/final, {}/traces/*.trace\n",
-                   o->out, o->out, o->out);
+                   "outputs: {0}/prepared (stats.json), {0}/models/*/final, {0}/traces/*.trace, "
+                   "{0}/eval.json\n",
+                   o->out);
     };
 }
 

@@ -40,7 +40,7 @@ TEST(Demo, QuickRunsEndToEndSkipsDoneStepsAndResumes) {
     for (const char* f :
          {"prepared/stats.json", "models/base/final/config.json",
           "models/stage1/final/optimizer.safetensors", "models/stage2/final/model.safetensors",
-          "traces/base.trace", "traces/stage1.trace", "traces/stage2.trace"})
+          "traces/base.trace", "traces/stage1.trace", "traces/stage2.trace", "eval.json", "eval.csv"})
         EXPECT_TRUE(fs::exists(out / f)) << f;
     std::ifstream cfg(out / "models/base/final/config.json");
     std::string text((std::istreambuf_iterator<char>(cfg)), std::istreambuf_iterator<char>());
