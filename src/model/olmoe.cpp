@@ -2,6 +2,7 @@
 #include "model/olmoe.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/check.h"
 #include "core/error.h"
@@ -64,13 +65,59 @@ void add_inplace(float* x, const float* y, size_t n) {
 
 }  // namespace
 
+namespace {
+
+// z_e += λ_e · std(z) per token row (population std over the E logits).
+void apply_steer(float* logits, const LayerIntervention& iv, int64_t T, int64_t E) {
+    if (iv.steer.empty()) return;
+    POLYMOE_CHECK(static_cast<int64_t>(iv.steer.size()) == E, "steer of {} experts",
+                  iv.steer.size());
+    for (int64_t t = 0; t < T; ++t) {
+        float* z = logits + t * E;
+        double m = 0, v = 0;
+        for (int64_t e = 0; e < E; ++e)
+            m += z[e];
+        m /= static_cast<double>(E);
+        for (int64_t e = 0; e < E; ++e)
+            v += (z[e] - m) * (z[e] - m);
+        const double sd = std::sqrt(v / static_cast<double>(E));
+        for (int64_t e = 0; e < E; ++e)
+            z[e] += static_cast<float>(iv.steer[e] * sd);
+    }
+}
+
+}  // namespace
+
+Intervention Intervention::remove(
+    const std::vector<int>& experts, int first, int last, int64_t E, bool drop) {
+    Intervention iv;
+    iv.layers.resize(static_cast<size_t>(std::max(0, last + 1)));
+    for (int l = std::max(0, first); l <= last; ++l) {
+        auto& v =
+            drop ? iv.layers[static_cast<size_t>(l)].drop : iv.layers[static_cast<size_t>(l)].mask;
+        v.assign(static_cast<size_t>(E), 0);
+        for (int e : experts)
+            v[static_cast<size_t>(e)] = 1;
+    }
+    return iv;
+}
+
+Intervention Intervention::force(const std::vector<int>& experts, int first, int last, int64_t E) {
+    Intervention iv = remove(experts, first, last, E);
+    for (auto& l : iv.layers)
+        for (auto& m : l.mask)
+            m = !m;
+    return iv;
+}
+
 ForwardResult olmoe_forward(Activations& a,
                             const OlmoeWeights& w,
                             const int32_t* ids,
                             const int32_t* mask,
                             int64_t B,
                             int64_t S,
-                            ForwardObserver* observer) {
+                            ForwardObserver* observer,
+                            const Intervention* intervention) {
     const OlmoeConfig& c = w.config;
     const int64_t T = B * S, H = c.hidden_size, I = c.intermediate_size, E = c.num_experts,
                   K = c.num_experts_per_tok, V = c.vocab_size, NH = c.num_attention_heads,
@@ -140,8 +187,31 @@ ForwardResult olmoe_forward(Activations& a,
         k::rmsnorm_forward(a.h.data(), sv ? sv->rstd2.data() : nullptr, a.x.data(), lw.post_norm, T,
                            H, eps);
         k::linear_forward(a.router_logits.data(), a.h.data(), lw.router, nullptr, T, E, H);
+        const LayerIntervention* iv = intervention ? intervention->at(l) : nullptr;
+        std::vector<uint8_t> allowed;
+        if (iv) {
+            POLYMOE_CHECK(!a.train, "interventions are for evaluation, not training");
+            apply_steer(a.router_logits.data(), *iv, T, E);
+            if (!iv->mask.empty()) {
+                POLYMOE_CHECK(static_cast<int64_t>(iv->mask.size()) == E, "mask of {} experts",
+                              iv->mask.size());
+                allowed.resize(static_cast<size_t>(E));
+                int64_t n = 0;
+                for (int64_t e = 0; e < E; ++e)
+                    n += allowed[e] = !iv->mask[e];
+                if (n < K)
+                    fail("model",
+                         "intervention at layer {}: expected at least {} experts left "
+                         "after masking, found {}",
+                         l, K, n);
+            }
+        }
         k::router_forward(a.probs.data(), a.topk_idx.data(), a.topk_weight.data(), a.margin.data(),
-                          a.lse.data(), a.router_logits.data(), T, E, K, c.norm_topk_prob);
+                          a.lse.data(), a.router_logits.data(), T, E, K, c.norm_topk_prob,
+                          allowed.empty() ? nullptr : allowed.data());
+        if (iv && !iv->drop.empty())
+            for (int64_t i = 0; i < T * K; ++i)
+                if (iv->drop[static_cast<size_t>(a.topk_idx[i])]) a.topk_weight[i] = 0.0f;
         router_losses.add_layer(l, a.probs.data(), a.topk_idx.data(), a.lse.data(), mask, T);
         if (observer)
             observer->on_router(l, T, E, K, a.router_logits.data(), a.probs.data(),

@@ -11,6 +11,7 @@
 
 #include "kernels/cpu/moe.h"
 #include "kernels/cpu/rope.h"
+#include "model/intervention.h"
 #include "model/observer.h"
 #include "model/params.h"
 
@@ -72,7 +73,8 @@ ForwardResult olmoe_forward(Activations& a,
                             const int32_t* mask,
                             int64_t B,
                             int64_t S,
-                            ForwardObserver* observer = nullptr);
+                            ForwardObserver* observer = nullptr,
+                            const Intervention* intervention = nullptr);
 
 // Training objectives (DESIGN.md): ce; hf = ce + coef*aux; hf_z = hf + 0.001*z;
 // olmoe = ce + megablocks_lb + megablocks_z.

@@ -17,7 +17,8 @@ void router_forward(float* probs,
                     int64_t T,
                     int64_t E,
                     int64_t K,
-                    bool norm_topk_prob) {
+                    bool norm_topk_prob,
+                    const uint8_t* allowed) {
     parallel_for(T, 16, [&](int64_t b, int64_t e, int) {
         for (int64_t t = b; t < e; ++t) {
             const float* z = logits + t * E;
@@ -40,13 +41,13 @@ void router_forward(float* probs,
                     bool taken = false;
                     for (int64_t q = 0; q < r && q < K; ++q)
                         taken |= idx[q] == j;
-                    if (taken) continue;
+                    if (taken || (allowed && !allowed[j])) continue;
                     if (best < 0 || p[j] > p[best]) best = j;
                 }
                 if (r < K)
-                    idx[r] = static_cast<int32_t>(best);
+                    idx[r] = static_cast<int32_t>(best);  // callers allow at least K experts
                 else
-                    next = p[best];
+                    next = best >= 0 ? p[best] : 0.0f;
             }
             float* w = topk_weight + t * K;
             double wsum = 0.0;
