@@ -68,10 +68,11 @@ void expect_chunk_eq(const TraceChunk& got, const ChunkBuffer& want) {
                 EXPECT_EQ(got.experts_at(r, i, 2)[k], want.expert[r][i * 2 + k]);
                 EXPECT_EQ(got.weights_at(r, i, 2)[k], want.weight[r][i * 2 + k]);
             }
-        if (want.logits)
+        if (want.logits) {
             for (int r = 0; r < 3; ++r)
                 for (int e = 0; e < 5; ++e)
                     EXPECT_EQ(got.logits[(r * got.n + i) * 5 + e], want.logit[r][i * 5 + e]);
+        }
     }
 }
 
@@ -165,11 +166,11 @@ TEST(Capture, RecordsWhatTheForwardRoutes) {
     o.batch = 3;
     o.seq = 16;  // documents of up to 39 tokens span several windows
     o.logits = true;
-    CaptureResult r = capture_trace(w, t.path("model"), t.path("data"), o, t.path("a.trace"));
+    CaptureResult res = capture_trace(w, t.path("model"), t.path("data"), o, t.path("a.trace"));
     TraceFile f = TraceFile::open(t.path("a.trace"));
     const TraceView& v = f.view();
-    EXPECT_EQ(r.tokens, v.num_tokens());
-    EXPECT_EQ(r.documents, 10);
+    EXPECT_EQ(res.tokens, v.num_tokens());
+    EXPECT_EQ(res.documents, 10);
     EXPECT_EQ(v.header.label, "model");
     EXPECT_EQ(v.header.num_documents, 10);
     // Gather per (lang, doc) and compare with a direct forward of each window alone.
@@ -231,8 +232,8 @@ TEST(Capture, RecordsWhatTheForwardRoutes) {
     o.max_tokens = 20;
     o.languages = {"bbb"};
     o.logits = false;
-    r = capture_trace(w, t.path("model"), t.path("data"), o, t.path("b.trace"));
-    EXPECT_EQ(r.tokens, 20);
+    res = capture_trace(w, t.path("model"), t.path("data"), o, t.path("b.trace"));
+    EXPECT_EQ(res.tokens, 20);
     TraceFile fb = TraceFile::open(t.path("b.trace"));
     EXPECT_EQ(fb.header().languages.size(), 1u);
     EXPECT_EQ(fb.header().languages[0].code, "bbb");
