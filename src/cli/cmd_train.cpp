@@ -29,7 +29,7 @@ struct TrainOptions {
     std::string config, model, out, tokens, data, prepared, mask, log, resume;
     std::string schedule = "cosine", objective = "olmoe", dtype, mixture = "temperature";
     std::vector<std::string> stages, replay_stages, no_decay;
-    int64_t steps = 1, warmup = 0, save_every = 0, batch = 0, seq = 0;
+    int64_t steps = 1, warmup = 0, save_every = 0, keep = 0, batch = 0, seq = 0;
     uint64_t seed = 0;
     double lr = 4e-4, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1, grad_clip = 1.0;
     double replay = 0.0, temperature = 3.0, max_epochs = 0.0;
@@ -168,6 +168,8 @@ std::function<void()> register_train(CLI::App& app) {
     c->add_option("--seed", o->seed, "data order seed")->capture_default_str();
     c->add_option("--save-every", o->save_every, "write OUT/step-N every N steps (0 = only final)")
         ->capture_default_str();
+    c->add_option("--keep", o->keep, "keep only the newest N step-N checkpoints (0 = all)")
+        ->capture_default_str();
     c->add_option("--dtype", o->dtype, "dtype of written checkpoints (default: the input's)")
         ->check(CLI::IsMember({"f32", "bf16"}));
     c->add_option("--resume", o->resume, "continue from OUT/step-N (a checkpoint of this run)");
@@ -227,6 +229,7 @@ std::function<void()> register_train(CLI::App& app) {
         cfg.warmup = o->warmup;
         cfg.objective = parse_objective(o->objective);
         cfg.save_every = o->save_every;
+        cfg.keep = o->keep;
         cfg.out = o->out;
         cfg.dtype =
             o->dtype.empty() ? w.source_dtype : (o->dtype == "bf16" ? DType::BF16 : DType::F32);
@@ -271,6 +274,7 @@ std::function<void()> register_train(CLI::App& app) {
                         {"objective", o->objective},
                         {"seed", o->seed},
                         {"save_every", o->save_every},
+                        {"keep", o->keep},
                         {"resume", o->resume},
                         {"log", log_path}},
                        {{"model_config", w.config.to_json()},

@@ -52,15 +52,14 @@ LoaderSource::LoaderSource(const DataSpec& spec, int64_t B, int64_t S, int64_t v
 
 void LoaderSource::next(std::vector<int32_t>& ids,
                         std::vector<int32_t>& mask,
-                        std::vector<std::pair<std::string, int64_t>>& by_language) {
+                        std::vector<std::string>& row_language) {
     ids.resize(static_cast<size_t>(B_ * S_));
     mask.clear();
-    std::vector<int64_t> before = loader_->delivered();
-    loader_->next(ids);
-    std::vector<int64_t> after = loader_->delivered();
-    by_language.clear();
-    for (size_t i = 0; i < after.size(); ++i)
-        by_language.emplace_back(loader_->languages()[i].code, after[i] - before[i]);
+    std::vector<int> rows;
+    loader_->next(ids, &rows);
+    row_language.clear();
+    for (int r : rows)
+        row_language.push_back(loader_->languages()[static_cast<size_t>(r)].code);
 }
 
 }  // namespace polymoe::train

@@ -29,7 +29,7 @@ public:
     int64_t seq() const override { return S_; }
     void next(std::vector<int32_t>& ids,
               std::vector<int32_t>& mask,
-              std::vector<std::pair<std::string, int64_t>>& by_language) override;
+              std::vector<std::string>& row_language) override;
     nlohmann::json state() const override { return loader_->state(); }
     void restore(const nlohmann::json& state) override { loader_->restore(state); }
     const data::BatchLoader& loader() const { return *loader_; }

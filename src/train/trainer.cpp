@@ -3,9 +3,13 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <array>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "core/error.h"
@@ -96,6 +100,21 @@ int64_t restore_state(const std::string& dir,
     return st.at("step").get<int64_t>();
 }
 
+// Removes all but the newest `keep` OUT/step-N directories (those written by train).
+void prune_checkpoints(const std::string& out, int64_t keep) {
+    namespace fs = std::filesystem;
+    std::vector<std::pair<int64_t, fs::path>> steps;
+    for (const auto& e : fs::directory_iterator(out)) {
+        const std::string n = e.path().filename().string();
+        if (n.rfind("step-", 0) != 0 || n.find('.') != std::string::npos) continue;
+        if (!fs::exists(e.path() / kStateFile)) continue;
+        steps.emplace_back(std::stoll(n.substr(5)), e.path());
+    }
+    std::sort(steps.begin(), steps.end());
+    for (size_t i = 0; i + static_cast<size_t>(keep) < steps.size(); ++i)
+        fs::remove_all(steps[i].second);
+}
+
 }  // namespace
 
 std::string StepLog::json() const {
@@ -149,6 +168,7 @@ std::vector<StepLog> train(model::OlmoeWeights& w,
         fail("train", "--resume {}: expected a checkpoint at or before step {}, found step {}",
              resume_dir, cfg.steps, start);
     std::vector<int32_t> ids, mask;
+    std::vector<std::string> row_language;
     auto save = [&](const std::string& dir, int64_t step) {
         model::save_checkpoint(
             w, dir, cfg.dtype, 1, /*overwrite=*/true,
@@ -159,7 +179,7 @@ std::vector<StepLog> train(model::OlmoeWeights& w,
         Timer timer;
         StepLog log;
         log.step = t;
-        source.next(ids, mask, log.tokens_by_language);
+        source.next(ids, mask, row_language);
         const int32_t* m = mask.empty() ? nullptr : mask.data();
         log.lr = lr_at(t, cfg.steps, cfg.warmup, cfg.adam.lr, cfg.min_lr_ratio, cfg.schedule);
         const model::ForwardResult r = model::olmoe_forward(a, w, ids.data(), m, B, S);
@@ -169,16 +189,43 @@ std::vector<StepLog> train(model::OlmoeWeights& w,
         log.z = r.z;
         log.megablocks_lb = r.megablocks_lb;
         log.megablocks_z = r.megablocks_z;
+        if (!row_language.empty()) {
+            // Per-language accounting from the rows: tokens delivered and CE of their tokens.
+            std::map<std::string, std::array<double, 3>> acc;  // tokens, loss sum, predicted
+            for (int64_t b = 0; b < B; ++b) {
+                auto& v = acc[row_language[static_cast<size_t>(b)]];
+                v[0] += static_cast<double>(S);
+                for (int64_t i = b * S; i < (b + 1) * S; ++i)
+                    if (a.targets[static_cast<size_t>(i)] != -100)
+                        v[1] += a.ce_rows[static_cast<size_t>(i)], v[2] += 1;
+            }
+            for (const auto& [code, v] : acc) {
+                log.tokens_by_language.emplace_back(code, static_cast<int64_t>(v[0]));
+                log.ce_by_language.emplace_back(code, v[2] > 0 ? v[1] / v[2] : 0.0);
+            }
+        }
+        if (!std::isfinite(log.loss))
+            fail("train",
+                 "step {}: the loss is {} (ce {}, aux {}, z {}); stopping. The last good "
+                 "checkpoint is the latest step-N in {}; lower --lr or add --warmup and resume",
+                 t, log.loss, log.ce, log.aux, log.z, cfg.out.empty() ? "(none)" : cfg.out);
         std::fill(grad.begin(), grad.end(), 0.0f);
         model::olmoe_backward(grad, a, w, ids.data(), m, B, S, r, cfg.objective);
         log.grad_norm = clip_grad_norm(grad, cfg.grad_clip);
+        if (!std::isfinite(log.grad_norm))
+            fail("train",
+                 "step {}: the gradient norm is {} (loss {}); stopping before the "
+                 "update. The last good checkpoint is the latest step-N in {}",
+                 t, log.grad_norm, log.loss, cfg.out.empty() ? "(none)" : cfg.out);
         opt.step(w.slab, grad, log.lr, cfg.decay);
         log.tokens = B * S;
         log.seconds = timer.seconds();
         logs.push_back(log);
         if (on_step) on_step(log);
-        if (!cfg.out.empty() && cfg.save_every > 0 && t % cfg.save_every == 0 && t < cfg.steps)
+        if (!cfg.out.empty() && cfg.save_every > 0 && t % cfg.save_every == 0 && t < cfg.steps) {
             save(fmt::format("{}/step-{}", cfg.out, t), t);
+            if (cfg.keep > 0) prune_checkpoints(cfg.out, cfg.keep);
+        }
     }
     if (!cfg.out.empty()) save(cfg.out + "/final", cfg.steps);
     return logs;

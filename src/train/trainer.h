@@ -31,6 +31,7 @@ struct TrainConfig {
     double min_lr_ratio = 0.1;
     model::Objective objective = model::Objective::Olmoe;
     int64_t save_every = 0;  // 0: only OUT/final
+    int64_t keep = 0;        // keep the newest `keep` OUT/step-N checkpoints (0: all)
     std::string out;         // checkpoint root ("" = none)
     DType dtype = DType::F32;
     std::vector<uint8_t> decay;  // per slab element: 1 = weight decay applies (empty: all)
@@ -42,7 +43,10 @@ struct StepLog {
     double lr = 0, loss = 0, ce = 0, aux = 0, z = 0, megablocks_lb = 0, megablocks_z = 0;
     double grad_norm = 0, seconds = 0;
     int64_t tokens = 0;
-    std::vector<std::pair<std::string, int64_t>> tokens_by_language;  // this step's
+    // This step's rows per language (from the batch source): tokens delivered and mean CE over
+    // the language's predicted tokens. Sorted by language code.
+    std::vector<std::pair<std::string, int64_t>> tokens_by_language;
+    std::vector<std::pair<std::string, double>> ce_by_language;
     std::string json() const;
 };
 
@@ -52,11 +56,11 @@ public:
     virtual ~BatchSource() = default;
     virtual int64_t batch() const = 0;
     virtual int64_t seq() const = 0;
-    // Fills ids [B*S] and mask ([B*S], or empty for no padding) and this batch's tokens per
-    // language (may be empty).
+    // Fills ids [B*S] and mask ([B*S], or empty for no padding) and the language of each row
+    // ([B], or empty when unknown).
     virtual void next(std::vector<int32_t>& ids,
                       std::vector<int32_t>& mask,
-                      std::vector<std::pair<std::string, int64_t>>& by_language) = 0;
+                      std::vector<std::string>& row_language) = 0;
     virtual nlohmann::json state() const { return nullptr; }
     virtual void restore(const nlohmann::json& state) { (void)state; }
 };
@@ -70,10 +74,10 @@ public:
     int64_t seq() const override { return S_; }
     void next(std::vector<int32_t>& ids,
               std::vector<int32_t>& mask,
-              std::vector<std::pair<std::string, int64_t>>& by_language) override {
+              std::vector<std::string>& row_language) override {
         ids = ids_;
         mask = mask_;
-        by_language.clear();
+        row_language.clear();
     }
 
 private:

@@ -81,6 +81,9 @@ TEST(Trainer, TrainsFromShardsAndLogsTokensPerLanguage) {
         }
         EXPECT_EQ(sum, 4 * 16);
         EXPECT_NE(l.json().find("tokens_by_language"), std::string::npos);
+        ASSERT_EQ(l.ce_by_language.size(), l.tokens_by_language.size());
+        for (const auto& [code, ce] : l.ce_by_language)
+            EXPECT_GT(ce, 0.0) << code;
     }
     EXPECT_GT(eng, 0);  // replay delivered something
     EXPECT_LT(logs.back().ce, logs.front().ce);
@@ -134,6 +137,32 @@ TEST(Trainer, ResumeIsBitExact) {
     LoaderSource sd(spec, 4, 16, 256);
     EXPECT_TRUE(throws_error_with([&] { train(d, sd, config(""), {}, t.path("a/step-3")); },
                                   {"trainer_state.json", "must not change"}));
+}
+
+TEST(Trainer, KeepsTheNewestCheckpointsAndStopsOnNonFiniteLoss) {
+    TempDir t;
+    write_prepared(t.path("data"));
+    DataSpec spec{t.path("data"), {"1"}, {}, {}, 5};
+    model::OlmoeWeights w = fresh();
+    LoaderSource src(spec, 2, 16, 256);
+    TrainConfig c = config(t.path("k"));
+    c.steps = 7;
+    c.save_every = 1;
+    c.keep = 2;
+    train(w, src, c);
+    EXPECT_FALSE(std::filesystem::exists(t.path("k/step-4")));
+    EXPECT_TRUE(std::filesystem::exists(t.path("k/step-5")));
+    EXPECT_TRUE(std::filesystem::exists(t.path("k/step-6")));
+    EXPECT_TRUE(std::filesystem::exists(t.path("k/final")));
+    // A learning rate that blows the weights up: the run stops with a message naming the step.
+    model::OlmoeWeights bad = fresh();
+    LoaderSource s2(spec, 2, 16, 256);
+    TrainConfig b = config("");
+    b.adam.lr = 1e30;
+    b.warmup = 0;
+    b.grad_clip = 0;
+    b.steps = 5;
+    EXPECT_TRUE(throws_error_with([&] { train(bad, s2, b); }, {"step ", "stopping"}));
 }
 
 }  // namespace
