@@ -134,6 +134,10 @@ std::string StepLog::json() const {
         for (const auto& [code, n] : tokens_by_language)
             t[code] = n;
         j["tokens_by_language"] = t;
+        nlohmann::ordered_json c = nlohmann::ordered_json::object();
+        for (const auto& [code, v] : ce_by_language)
+            c[code] = v;
+        j["ce_by_language"] = c;
     }
     return j.dump();
 }

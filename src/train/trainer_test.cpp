@@ -81,6 +81,7 @@ TEST(Trainer, TrainsFromShardsAndLogsTokensPerLanguage) {
         }
         EXPECT_EQ(sum, 4 * 16);
         EXPECT_NE(l.json().find("tokens_by_language"), std::string::npos);
+        EXPECT_NE(l.json().find("ce_by_language"), std::string::npos);
         ASSERT_EQ(l.ce_by_language.size(), l.tokens_by_language.size());
         for (const auto& [code, ce] : l.ce_by_language)
             EXPECT_GT(ce, 0.0) << code;

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""PyTorch reference timing of OLMoE training steps, for `bench/train_vs_torch.sh`.
+
+Eager PyTorch the way HF OlmoeForCausalLM trains (per-expert loop with index_add, float32):
+forward on a [B, S] batch, loss = CE + 0.01 * HF load-balancing aux + 0.001 * z-loss (polymoe's
+`--objective hf_z`), backward, clip_grad_norm_(1.0), torch.optim.AdamW. Prints one JSON line with
+the median step time. Run with Debian's python:
+  /usr/bin/python3 bench/torch_train.py --layers 4 --hidden 256 --heads 8 --experts 16 --topk 4 \
+      --inter 128 --batch 8 --seq 256
+"""
+import argparse
+import json
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from torch_forward import rms, rope
+
+
+def loss_fn(p, ids, a):
+    B, S = ids.shape
+    H, NH, E, K = a.hidden, a.heads, a.experts, a.topk
+    HD = H // NH
+    x = p["embed"][ids]
+    inv = 1.0 / (10000 ** (torch.arange(0, HD, 2).float() / HD))
+    ang = torch.outer(torch.arange(S).float(), inv)
+    emb = torch.cat((ang, ang), dim=-1)
+    cos, sin = emb.cos(), emb.sin()
+    aux, z = 0.0, 0.0
+    for l in p["layers"]:
+        h = rms(x, l["in"])
+        q = rms(h @ l["q"].T, l["qn"]).view(B, S, NH, HD).transpose(1, 2)
+        k = rms(h @ l["k"].T, l["kn"]).view(B, S, NH, HD).transpose(1, 2)
+        v = (h @ l["v"].T).view(B, S, NH, HD).transpose(1, 2)
+        q, k = rope(q, cos, sin), rope(k, cos, sin)
+        s_ = (q @ k.transpose(-1, -2)) / HD ** 0.5  # torch 1.13 has no fused SDPA
+        s_ = s_.masked_fill(torch.triu(torch.ones(S, S, dtype=torch.bool), 1), float("-inf"))
+        att = torch.softmax(s_, -1) @ v
+        x = x + att.transpose(1, 2).reshape(B, S, H) @ l["o"].T
+        h = rms(x, l["post"]).view(B * S, H)
+        logits = h @ l["gate"].T
+        probs = torch.softmax(logits, -1)
+        w, sel = torch.topk(probs, K, -1)
+        out = torch.zeros_like(h)
+        mask = F.one_hot(sel, E).permute(2, 1, 0)
+        for e in range(E):
+            rank, tok = torch.where(mask[e])
+            if tok.numel() == 0:
+                continue
+            xe = h[tok]
+            ye = (F.silu(xe @ l["wg"][e].T) * (xe @ l["wu"][e].T)) @ l["wd"][e].T
+            out = out.index_add(0, tok, ye * w[tok, rank, None])
+        x = x + out.view(B, S, H)
+        frac = F.one_hot(sel, E).float().mean(0)          # [K, E] share of slots per rank
+        aux = aux + E * (frac * probs.mean(0)[None]).sum()
+        z = z + torch.logsumexp(logits, -1).pow(2).mean()
+    L = len(p["layers"])
+    out = rms(x, p["norm"]) @ p["head"].T
+    ce = F.cross_entropy(out[:, :-1].reshape(-1, a.vocab), ids[:, 1:].reshape(-1))
+    return ce + 0.01 * aux / L + 0.001 * z / L
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for name, default in [("layers", 4), ("hidden", 256), ("heads", 8), ("experts", 16),
+                          ("topk", 4), ("inter", 128), ("vocab", 50304), ("batch", 8),
+                          ("seq", 256), ("threads", 2), ("steps", 5)]:
+        ap.add_argument(f"--{name}", type=int, default=default)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    H, I, E = a.hidden, a.inter, a.experts
+    r = lambda *s: (torch.randn(*s) * 0.02).requires_grad_()
+    one = lambda n: torch.ones(n, requires_grad=True)
+    p = {"embed": r(a.vocab, H), "head": r(a.vocab, H), "norm": one(H), "layers": [
+        {"in": one(H), "post": one(H), "qn": one(H), "kn": one(H), "q": r(H, H), "k": r(H, H),
+         "v": r(H, H), "o": r(H, H), "gate": r(E, H), "wg": r(E, I, H), "wu": r(E, I, H),
+         "wd": r(E, H, I)} for _ in range(a.layers)]}
+    params = [p["embed"], p["head"], p["norm"]] + [t for l in p["layers"] for t in l.values()]
+    opt = torch.optim.AdamW(params, lr=4e-4, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
+    ids = torch.randint(0, 50280, (a.batch, a.seq))
+    times = []
+    for step in range(a.steps + 1):
+        t = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(p, ids, a)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if step > 0:  # the first step allocates optimizer state
+            times.append(time.perf_counter() - t)
+    med = statistics.median(times)
+    print(json.dumps({"bench": "train", "impl": f"pytorch {torch.__version__}", "L": a.layers,
+                      "H": H, "E": E, "K": a.topk, "I": I, "V": a.vocab, "B": a.batch,
+                      "S": a.seq, "dtype": "f32", "threads": a.threads, "steps": a.steps,
+                      "median_s": med, "tokens_per_s": a.batch * a.seq / med}))
+
+
+if __name__ == "__main__":
+    main()
