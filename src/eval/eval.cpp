@@ -35,7 +35,8 @@ std::vector<std::pair<std::string, std::vector<DocScore>>> score_documents(
     const model::OlmoeWeights& w,
     const tokenizer::Tokenizer& tok,
     const std::string& prepared_dir,
-    const EvalOptions& o) {
+    const EvalOptions& o,
+    const model::Intervention* intervention) {
     const auto& c = w.config;
     nlohmann::json stats = data::read_prepared_stats(prepared_dir);
     const int64_t eos = stats.value("eos_id", -1);
@@ -102,7 +103,7 @@ std::vector<std::pair<std::string, std::vector<DocScore>>> score_documents(
                 }
             }
             if (a.B != B || a.S != S) model::allocate_activations(a, c, B, S, /*logits=*/true);
-            model::olmoe_forward(a, w, ids.data(), mask.data(), B, S);
+            model::olmoe_forward(a, w, ids.data(), mask.data(), B, S, nullptr, intervention);
             for (size_t i = w0; i < w1; ++i) {
                 const Window& wi = windows[i];
                 const int64_t row = static_cast<int64_t>(i - w0) * S;

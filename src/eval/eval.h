@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "model/intervention.h"
 #include "model/params.h"
 #include "tokenizer/tokenizer.h"
 
@@ -39,7 +40,8 @@ std::vector<std::pair<std::string, std::vector<DocScore>>> score_documents(
     const model::OlmoeWeights& w,
     const tokenizer::Tokenizer& tok,
     const std::string& prepared_dir,
-    const EvalOptions& o);
+    const EvalOptions& o,
+    const model::Intervention* intervention = nullptr);
 
 // Bytes of every token id's text (byte-level spelling decoded; added tokens: their content).
 std::vector<int64_t> token_byte_lengths(const tokenizer::Tokenizer& tok);
