@@ -17,6 +17,7 @@ std::function<void()> register_prepare(CLI::App& app);
 std::function<void()> register_trace(CLI::App& app);
 std::function<void()> register_demo(CLI::App& app);
 std::function<void()> register_eval(CLI::App& app);
+std::function<void()> register_ablate(CLI::App& app);
 }  // namespace polymoe::cli
 
 int main(int argc, char** argv) {
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
     add(register_prepare);
     add(register_trace);
     add(register_eval);
+    add(register_ablate);
     add(register_demo);
     try {
         app.parse(argc, argv);
