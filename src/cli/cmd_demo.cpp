@@ -2,7 +2,8 @@
 // with files between them (each step is this binary run again with the arguments it prints):
 // prepare -> init (demo preset: 16 layers) -> train base (English) -> train stage 1 (five
 // high-resource languages, base replay) -> train stage 2 (five related low-resource languages,
-// replay of stages 1 and base) -> trace the three checkpoints on held-out text -> eval.
+// replay of stages 1 and base) -> trace the three checkpoints on held-out text -> analyze ->
+// eval -> ablate (the stage-2 model's language-specific experts).
 // Steps whose outputs exist are skipped and an interrupted training resumes from its last
 // step-N, so rerunning after a crash continues where it stopped. --quick shrinks every budget
 // (the CI smoke test).
@@ -189,11 +190,42 @@ std::function<void()> register_demo(CLI::App& app) {
                   threads});
             traces.push_back(t);
         }
+        const std::string stats = (fs::path(prepared) / "stats.json").string();
+        const std::string analysis = (out / "analysis.json").string();
+        step("analyze", fs::exists(analysis),
+             {"analyze", "--trace", traces[0], "--trace", traces[1], "--trace", traces[2],
+              "--stats", stats, "--bootstrap", o->quick ? "50" : "200", "--permutations",
+              o->quick ? "50" : "200", "--seed", seed, "--out", analysis, "--threads", threads});
         const std::string eval_json = (out / "eval.json").string();
         step("eval", fs::exists(eval_json),
              {"eval", "--model", finals[0], "--model", finals[1], "--model", finals[2], "--labels",
               "base,stage1,stage2", "--data", prepared, "--max-tokens", max_trace_tokens,
               "--bootstrap", o->quick ? "100" : "1000", "--out", eval_json, "--threads", threads});
+        // Ablations on the stage-2 model with its own language-specific experts (a capped number
+        // of held-out tokens per language keeps the 1 + 3 x languages evaluations in budget).
+        const std::string interventions = (out / "interventions.json").string();
+        step("ablate", fs::exists(interventions),
+             {"ablate",
+              "--model",
+              finals[2],
+              "--data",
+              prepared,
+              "--analysis",
+              analysis,
+              "--label",
+              "stage2",
+              "--max-tokens",
+              o->quick ? "48" : "256",
+              "--random-seeds",
+              o->quick ? "1" : "2",
+              "--bootstrap",
+              o->quick ? "50" : "500",
+              "--seed",
+              seed,
+              "--out",
+              interventions,
+              "--threads",
+              threads});
         fmt::print(stderr, "\n== demo: summary ({:.1f} s)\n{:<16} {:>8} {:>10}\n", total.seconds(),
                    "step", "status", "seconds");
         for (const auto& r : results)
@@ -201,7 +233,7 @@ std::function<void()> register_demo(CLI::App& app) {
                        r.seconds);
         fmt::print(stderr,
                    "outputs: {0}/prepared (stats.json), {0}/models/*/final, {0}/traces/*.trace, "
-                   "{0}/eval.json\n",
+                   "{0}/analysis.json (+ analysis_csv/), {0}/eval.json, {0}/interventions.json\n",
                    o->out);
     };
 }

@@ -18,6 +18,7 @@ std::function<void()> register_trace(CLI::App& app);
 std::function<void()> register_demo(CLI::App& app);
 std::function<void()> register_eval(CLI::App& app);
 std::function<void()> register_ablate(CLI::App& app);
+std::function<void()> register_analyze(CLI::App& app);
 }  // namespace polymoe::cli
 
 int main(int argc, char** argv) {
@@ -39,6 +40,7 @@ int main(int argc, char** argv) {
     add(register_prepare);
     add(register_trace);
     add(register_eval);
+    add(register_analyze);
     add(register_ablate);
     add(register_demo);
     try {

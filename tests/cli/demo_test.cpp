@@ -37,10 +37,11 @@ TEST(Demo, QuickRunsEndToEndSkipsDoneStepsAndResumes) {
     fs::remove_all(out);
     Result r = run("demo --quick --out " + out.string());
     ASSERT_EQ(r.code, 0) << r.out;
-    for (const char* f : {"prepared/stats.json", "models/base/final/config.json",
-                          "models/stage1/final/optimizer.safetensors",
-                          "models/stage2/final/model.safetensors", "traces/base.trace",
-                          "traces/stage1.trace", "traces/stage2.trace", "eval.json", "eval.csv"})
+    for (const char* f :
+         {"prepared/stats.json", "models/base/final/config.json",
+          "models/stage1/final/optimizer.safetensors", "models/stage2/final/model.safetensors",
+          "traces/base.trace", "traces/stage1.trace", "traces/stage2.trace", "eval.json",
+          "eval.csv", "analysis.json", "analysis_csv/jsd.csv", "interventions.json"})
         EXPECT_TRUE(fs::exists(out / f)) << f;
     std::ifstream cfg(out / "models/base/final/config.json");
     std::string text((std::istreambuf_iterator<char>(cfg)), std::istreambuf_iterator<char>());

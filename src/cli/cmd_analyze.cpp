@@ -1,0 +1,136 @@
+// polymoe analyze: routing traces -> analysis.json (+ tidy CSV tables in <out stem>_csv/), via
+// analysis::analyze (definitions and formulas in docs/analysis.md). Several --trace flags (e.g.
+// base, stage1, stage2 of the same held-out tokens) are analysed side by side, with drift between
+// consecutive traces. --stats takes prepare's stats.json so the script-vs-language correlation
+// uses the corpus vocabulary overlap instead of the trace's own.
+#include <filesystem>
+#include <fstream>
+
+#include "analysis/analysis.h"
+#include "cli/common.h"
+#include "core/error.h"
+#include "core/timer.h"
+#include "trace/trace_file.h"
+
+namespace polymoe::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct AnalyzeCliOptions {
+    std::vector<std::string> traces, labels;
+    std::string out, stats, estimator = "counts";
+    analysis::AnalysisOptions a;
+    int threads = 0;
+    bool no_drift = false;
+};
+
+analysis::VocabOverlap overlap_from_stats(const std::string& path) {
+    std::ifstream f(path);
+    if (!f) fail("analyze", "--stats {}: cannot open", path);
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(f);
+        const auto& m = j.at("vocab_overlap").at("matrix");
+        analysis::VocabOverlap v;
+        for (const auto& [code, row] : m.items())
+            v.languages.push_back(code);
+        for (const auto& a : v.languages)
+            for (const auto& b : v.languages)
+                v.values.push_back(m.at(a).at(b).get<double>());
+        return v;
+    } catch (const nlohmann::json::exception& e) {
+        fail("analyze",
+             "--stats {}: expected prepare's stats.json with vocab_overlap.matrix, "
+             "found an error: {}",
+             path, e.what());
+    }
+}
+
+}  // namespace
+
+std::function<void()> register_analyze(CLI::App& app) {
+    auto o = std::make_shared<AnalyzeCliOptions>();
+    CLI::App* c = app.add_subcommand(
+        "analyze", "expert distributions, JSD, specialisation, reuse and drift from traces");
+    c->add_option("--trace", o->traces, "routing trace (repeatable; order = checkpoint order)")
+        ->required();
+    c->add_option("--labels", o->labels, "one label per --trace (default: the traces' labels)")
+        ->delimiter(',');
+    c->add_option("--stats", o->stats, "prepare's stats.json (vocabulary overlap)");
+    c->add_option("--estimator", o->estimator,
+                  "distribution used for CIs and nulls: counts, weight or renorm")
+        ->check(CLI::IsMember({"counts", "weight", "renorm"}))
+        ->capture_default_str();
+    c->add_option("--bootstrap", o->a.bootstrap, "bootstrap replicates (documents)")
+        ->capture_default_str();
+    c->add_option("--permutations", o->a.permutations, "language-label permutations")
+        ->capture_default_str();
+    c->add_option("--seed", o->a.seed, "seed of bootstrap, permutations and split halves")
+        ->capture_default_str();
+    c->add_option("--specific-threshold", o->a.specific_threshold,
+                  "language-specific expert: share of its mass from one language")
+        ->capture_default_str();
+    c->add_option("--shared-factor", o->a.shared_factor,
+                  "shared expert: every language at >= factor x K/E of its slots")
+        ->capture_default_str();
+    c->add_option("--reuse-top-m", o->a.reuse_top_m, "top-m experts for reuse (0 = K)")
+        ->capture_default_str();
+    c->add_flag("--no-drift", o->no_drift, "skip drift between consecutive traces");
+    c->add_option("--out", o->out, "output analysis.json")->required();
+    add_threads_option(c, &o->threads);
+    return [o] {
+        apply_threads(o->threads);
+        Timer timer;
+        if (!o->labels.empty() && o->labels.size() != o->traces.size())
+            throw UsageError(
+                fmt::format("[analyze] --labels: expected {} labels (one per "
+                            "--trace), found {}",
+                            o->traces.size(), o->labels.size()));
+        o->a.estimator = analysis::parse_estimator(o->estimator);
+        o->a.drift = !o->no_drift;
+        if (!o->stats.empty()) o->a.vocab_overlap = overlap_from_stats(o->stats);
+        analysis::validate_options(o->a);
+        std::vector<trace::TraceFile> files;
+        files.reserve(o->traces.size());
+        int64_t records = 0;
+        for (const auto& t : o->traces) {
+            files.push_back(trace::TraceFile::open(t));
+            if (files.back().truncated())
+                fmt::print(stderr, "analyze: {}: a torn last chunk was skipped ({} tokens read)\n",
+                           t, files.back().view().num_tokens());
+            records += files.back().view().num_tokens() * files.back().header().num_layers();
+        }
+        std::vector<analysis::LabeledTrace> in;
+        for (size_t i = 0; i < files.size(); ++i)
+            in.push_back({o->labels.empty() ? "" : o->labels[i], &files[i].view()});
+        nlohmann::json j = analysis::analyze(in, o->a);
+        if (fs::path(o->out).has_parent_path())
+            fs::create_directories(fs::path(o->out).parent_path());
+        std::ofstream(o->out) << j.dump(1) << "\n";
+        const std::string csv_dir =
+            (fs::path(o->out).parent_path() / (fs::path(o->out).stem().string() + "_csv")).string();
+        auto written = analysis::write_csv_tables(j, csv_dir);
+        const double secs = timer.seconds();
+        fmt::print(stderr,
+                   "analyze: {} (token, layer) records of {} traces in {:.2f} s -> {} and "
+                   "{} CSV tables in {}\n",
+                   records, files.size(), secs, o->out, written.size(), csv_dir);
+        write_run_json(o->out + ".run.json", "analyze",
+                       {{"traces", o->traces},
+                        {"labels", o->labels},
+                        {"stats", o->stats},
+                        {"estimator", o->estimator},
+                        {"bootstrap", o->a.bootstrap},
+                        {"permutations", o->a.permutations},
+                        {"seed", o->a.seed},
+                        {"specific_threshold", o->a.specific_threshold},
+                        {"shared_factor", o->a.shared_factor},
+                        {"reuse_top_m", o->a.reuse_top_m},
+                        {"drift", o->a.drift}},
+                       {{"records", records}, {"seconds", secs}});
+    };
+}
+
+}  // namespace polymoe::cli
