@@ -72,17 +72,8 @@ std::function<void()> register_ablate(CLI::App& app) {
         apply_threads(o->threads);
         const std::string tok_path = tokenizer::default_tokenizer_path();
         auto tok = tokenizer::Tokenizer::from_file(tok_path);
-        std::string dir = o->data;
-        if (!fs::is_directory(dir)) {
-            data::Manifest m = data::load_manifest(o->data);
-            data::PrepareOptions po;
-            po.out_dir = o->prepared.empty() ? o->out + ".prepared" : o->prepared;
-            po.tokenizer_path = tok_path;
-            po.dedup = m.dedup;
-            po.repetition_filter = m.repetition_filter;
-            data::prepare(m, tok, po);
-            dir = po.out_dir;
-        }
+        const std::string dir = resolve_prepared_data(
+            o->data, o->prepared.empty() ? o->out + ".prepared" : o->prepared);
         nlohmann::json analysis;
         {
             std::ifstream f(o->analysis);

@@ -55,18 +55,8 @@ std::function<void()> register_trace(CLI::App& app) {
     add_threads_option(c, &o->threads);
     return [o] {
         apply_threads(o->threads);
-        std::string dir = o->data;
-        if (!fs::is_directory(dir)) {
-            data::Manifest m = data::load_manifest(o->data);
-            data::PrepareOptions po;
-            po.out_dir = o->prepared.empty() ? o->out + ".prepared" : o->prepared;
-            po.tokenizer_path = tokenizer::default_tokenizer_path();
-            po.dedup = m.dedup;
-            po.repetition_filter = m.repetition_filter;
-            auto tok = tokenizer::Tokenizer::from_file(po.tokenizer_path);
-            data::prepare(m, tok, po);
-            dir = po.out_dir;
-        }
+        const std::string dir = resolve_prepared_data(
+            o->data, o->prepared.empty() ? o->out + ".prepared" : o->prepared);
         model::OlmoeWeights w = model::load_checkpoint(o->model);
         if (o->bf16) w.set_compute_bf16();
         trace::CaptureOptions co;

@@ -80,25 +80,6 @@ std::vector<std::string> split_commas(const std::vector<std::string>& v) {
     return out;
 }
 
-// Resolves --data to a prepared directory, preparing a manifest if needed.
-std::string prepared_dir(const TrainOptions& o) {
-    if (fs::is_directory(o.data)) {
-        data::read_prepared_stats(o.data);  // errors clearly if it is not a prepared directory
-        return o.data;
-    }
-    data::Manifest m = data::load_manifest(o.data);
-    data::PrepareOptions po;
-    po.out_dir = o.prepared.empty() ? (fs::path(o.out) / "prepared").string() : o.prepared;
-    po.tokenizer_path = tokenizer::default_tokenizer_path();
-    po.dedup = m.dedup;
-    po.repetition_filter = m.repetition_filter;
-    auto tok = tokenizer::Tokenizer::from_file(po.tokenizer_path);
-    auto r = data::prepare(m, tok, po);
-    fmt::print(stderr, "train: data {} in {}\n", r.up_to_date ? "up to date" : "prepared",
-               po.out_dir);
-    return po.out_dir;
-}
-
 // Keeps the log's lines for steps <= `step` (a resumed run rewrites what follows).
 void truncate_log(const std::string& path, int64_t step) {
     std::ifstream in(path);
@@ -204,7 +185,9 @@ std::function<void()> register_train(CLI::App& app) {
             source = std::make_unique<train::FixedBatch>(ids.data, mask.data, ids.B, ids.S);
         } else {
             train::DataSpec spec;
-            spec.dir = prepared_dir(*o);
+            spec.dir = resolve_prepared_data(o->data, o->prepared.empty()
+                                                          ? (fs::path(o->out) / "prepared").string()
+                                                          : o->prepared);
             spec.stages = split_commas(o->stages);
             spec.replay = split_commas(o->replay_stages);
             spec.mix.policy = data::parse_mix_policy(o->mixture);

@@ -10,7 +10,10 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "data/manifest.h"
+#include "data/prepare.h"
 #include "io/npy.h"
+#include "tokenizer/tokenizer.h"
 
 namespace polymoe::cli {
 
@@ -109,6 +112,24 @@ void add_threads_option(CLI::App* app, int* threads) {
 
 void apply_threads(int threads) {
     set_num_threads(threads);
+}
+
+std::string resolve_prepared_data(const std::string& data, const std::string& prepare_into) {
+    if (std::filesystem::is_directory(data)) {
+        data::read_prepared_stats(data);  // a clear error if it is not a prepared directory
+        return data;
+    }
+    data::Manifest m = data::load_manifest(data);
+    data::PrepareOptions po;
+    po.out_dir = prepare_into;
+    po.tokenizer_path = tokenizer::default_tokenizer_path();
+    po.dedup = m.dedup;
+    po.repetition_filter = m.repetition_filter;
+    auto tok = tokenizer::Tokenizer::from_file(po.tokenizer_path);
+    const data::PrepareResult r = data::prepare(m, tok, po);
+    fmt::print(stderr, "data: {} {}\n", r.up_to_date ? "up to date in" : "prepared into",
+               po.out_dir);
+    return po.out_dir;
 }
 
 }  // namespace polymoe::cli

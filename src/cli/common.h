@@ -29,6 +29,11 @@ void write_run_json(const std::string& path,
                     const nlohmann::json& options,
                     const nlohmann::json& extra);
 
+// --data of train/trace/eval/ablate: a prepared directory is used as it is (its stats.json must
+// exist); a corpus manifest is prepared into `prepare_into` first (a no-op when up to date,
+// with the shipped tokenizer and the manifest's filters). Returns the prepared directory.
+std::string resolve_prepared_data(const std::string& data, const std::string& prepare_into);
+
 // Adds --threads N to a subcommand; apply_threads() sets it before the work starts.
 void add_threads_option(CLI::App* app, int* threads);
 void apply_threads(int threads);
