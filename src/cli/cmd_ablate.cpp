@@ -21,7 +21,8 @@ struct AblateCliOptions {
     std::string model, data, prepared, analysis, out, label, split = "heldout";
     std::vector<std::string> layers;
     bool drop = false, sweep = false;
-    int random_seeds = 2, bootstrap = 500;
+    int random_seeds = 2, bootstrap = 500, top_m = 2;
+    std::string selection = "specific";
     int64_t batch = 8, seq = 512, max_tokens = 0;
     uint64_t seed = 0;
     int threads = 0;
@@ -55,6 +56,13 @@ std::function<void()> register_ablate(CLI::App& app) {
         ->delimiter(',');
     c->add_flag("--sweep", o->sweep, "also ablate early, middle and late thirds of the layers");
     c->add_flag("--drop", o->drop, "keep routing, zero the experts' output (default: mask)");
+    c->add_option("--experts", o->selection,
+                  "whose experts: specific (exclusive to the language, from analysis) or top "
+                  "(the language's --top-m most used per layer)")
+        ->check(CLI::IsMember({"specific", "top"}))
+        ->capture_default_str();
+    c->add_option("--top-m", o->top_m, "experts per layer with --experts top")
+        ->capture_default_str();
     c->add_option("--random-seeds", o->random_seeds, "random-expert controls per ablation")
         ->capture_default_str();
     c->add_option("--bootstrap", o->bootstrap, "bootstrap replicates over documents")
@@ -96,6 +104,8 @@ std::function<void()> register_ablate(CLI::App& app) {
         ao.label = o->label;
         ao.drop = o->drop;
         ao.random_seeds = o->random_seeds;
+        ao.selection = o->selection;
+        ao.top_m = o->top_m;
         for (const auto& r : o->layers)
             ao.ranges.push_back(parse_range(r));
         const int L = static_cast<int>(w.config.num_hidden_layers);
@@ -133,6 +143,8 @@ std::function<void()> register_ablate(CLI::App& app) {
                         {"sweep", o->sweep},
                         {"drop", o->drop},
                         {"random_seeds", o->random_seeds},
+                        {"experts", o->selection},
+                        {"top_m", o->top_m},
                         {"bootstrap", o->bootstrap},
                         {"seed", o->seed},
                         {"max_tokens", o->max_tokens}},

@@ -201,8 +201,9 @@ std::function<void()> register_demo(CLI::App& app) {
              {"eval", "--model", finals[0], "--model", finals[1], "--model", finals[2], "--labels",
               "base,stage1,stage2", "--data", prepared, "--max-tokens", max_trace_tokens,
               "--bootstrap", o->quick ? "100" : "1000", "--out", eval_json, "--threads", threads});
-        // Ablations on the stage-2 model with its own language-specific experts (a capped number
-        // of held-out tokens per language keeps the 1 + 3 x languages evaluations in budget).
+        // Ablations on the stage-2 model: each language's two most-used experts per layer (few
+        // experts are exclusive to one of 11 languages when related languages share them; a
+        // capped number of held-out tokens keeps the 1 + 3 x languages evaluations in budget).
         const std::string interventions = (out / "interventions.json").string();
         step("ablate", fs::exists(interventions),
              {"ablate",

@@ -123,6 +123,34 @@ std::map<std::string, std::map<int, std::vector<int>>> specific_experts(const nl
     return out;
 }
 
+std::map<std::string, std::map<int, std::vector<int>>> top_experts(const nlohmann::json& t,
+                                                                   int top_m) {
+    std::map<std::string, std::map<int, std::vector<int>>> out;
+    try {
+        const auto& layers = t.at("layers");
+        const auto& dist = t.at("distributions").at("estimators").at("counts");
+        const auto& langs = t.at("languages");
+        for (size_t a = 0; a < langs.size(); ++a)
+            for (size_t r = 0; r < layers.size(); ++r) {
+                const auto p = dist.at(a).at(r).get<std::vector<double>>();
+                std::vector<int> order(p.size());
+                for (size_t e = 0; e < p.size(); ++e)
+                    order[e] = static_cast<int>(e);
+                std::stable_sort(order.begin(), order.end(), [&](int x, int y) {
+                    return p[static_cast<size_t>(x)] > p[static_cast<size_t>(y)];
+                });
+                order.resize(std::min(order.size(), static_cast<size_t>(top_m)));
+                out[langs.at(a).at("code").get<std::string>()][layers.at(r).get<int>()] = order;
+            }
+    } catch (const nlohmann::json::exception& e) {
+        fail("ablate",
+             "analysis: expected distributions.estimators.counts[language][layer], "
+             "found an error: {}",
+             e.what());
+    }
+    return out;
+}
+
 nlohmann::ordered_json run_ablations(const model::OlmoeWeights& w,
                                      const tokenizer::Tokenizer& tok,
                                      const std::string& prepared_dir,
@@ -148,7 +176,12 @@ nlohmann::ordered_json run_ablations(const model::OlmoeWeights& w,
     if (sec->value("num_experts", 0) != E)
         fail("ablate", "--analysis: expected a trace of a model with {} experts, found {}", E,
              sec->value("num_experts", 0));
-    const auto specific = specific_experts(*sec);
+    if (o.selection != "specific" && o.selection != "top")
+        fail("ablate", "--experts: expected specific or top, found \"{}\"", o.selection);
+    if (o.selection == "top" && (o.top_m < 1 || o.top_m >= E))
+        fail("ablate", "--top-m: expected 1 <= m < {}, found {}", E, o.top_m);
+    const auto specific =
+        o.selection == "top" ? top_experts(*sec, o.top_m) : specific_experts(*sec);
     std::vector<data::LanguageInfo> langs;
     for (const auto& l : sec->at("languages"))
         langs.push_back({l.at("code"), l.value("name", ""), l.value("script", ""),
@@ -347,6 +380,9 @@ nlohmann::ordered_json run_ablations(const model::OlmoeWeights& w,
                "across interventions"}}},
             {"units", "nats per token"},
             {"mode", o.drop ? "drop" : "mask"},
+            {"selection", o.selection},
+            {"top_m", o.selection == "top" ? nlohmann::ordered_json(o.top_m)
+                                           : nlohmann::ordered_json(nullptr)},
             {"trace_label", sec->value("label", std::string())},
             {"random_seeds", o.random_seeds},
             {"bootstrap", o.eval.bootstrap},

@@ -30,6 +30,11 @@ struct AblateOptions {
     std::vector<std::pair<int, int>> ranges;  // model layer ranges [first, last]; empty: all
     bool drop = false;                        // drop instead of mask
     int random_seeds = 2;                     // random-expert controls per ablation
+    // Which experts are "A's": "specific" (analysis specific_experts, exclusive to A) or "top"
+    // (A's top_m experts per layer by routing share, distributions.estimators.counts; related
+    // languages may share them, which is what the reuse test probes).
+    std::string selection = "specific";
+    int top_m = 2;
 };
 
 // Runs the specificity matrix (and its controls) and returns interventions.json.
@@ -43,5 +48,9 @@ nlohmann::ordered_json run_ablations(const model::OlmoeWeights& w,
 // result[language code][model layer] = expert ids.
 std::map<std::string, std::map<int, std::vector<int>>> specific_experts(
     const nlohmann::json& trace_section);
+
+// The top_m experts of each language per model layer by routing-slot share.
+std::map<std::string, std::map<int, std::vector<int>>> top_experts(
+    const nlohmann::json& trace_section, int top_m);
 
 }  // namespace polymoe::eval

@@ -90,6 +90,10 @@ std::vector<std::pair<std::string, std::vector<DocScore>>> score_documents(
             int64_t S = 0;
             for (size_t i = w0; i < w1; ++i)
                 S = std::max(S, windows[i].n + 1);
+            // Round the padded length up to a multiple of 64: the
+            // GEMM primitives are compiled per row count, so a few fixed shapes instead of one
+            // per batch avoid recompiling them (padding is masked and never recorded).
+            S = std::min<int64_t>(o.seq, (S + 63) / 64 * 64);
             std::vector<int32_t> ids(static_cast<size_t>(B * S), 0), mask(ids.size(), 0);
             for (size_t i = w0; i < w1; ++i) {
                 const Window& wi = windows[i];

@@ -146,6 +146,10 @@ CaptureResult capture_trace(const model::OlmoeWeights& w,
             int64_t S = 0;
             for (size_t i = w0; i < w1; ++i)
                 S = std::max(S, windows[i].n);
+            // Round the padded length up to a multiple of 64: the
+            // GEMM primitives are compiled per row count, so a few fixed shapes instead of one
+            // per batch avoid recompiling them (padding is masked and never recorded).
+            S = std::min<int64_t>(o.seq, (S + 63) / 64 * 64);
             std::vector<int32_t> ids(static_cast<size_t>(B * S), 0), mask(ids.size(), 0);
             rec.keep.clear();
             for (size_t i = w0; i < w1; ++i) {
