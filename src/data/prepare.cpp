@@ -3,6 +3,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -134,6 +135,21 @@ nlohmann::json read_prepared_stats(const std::string& dir) {
     } catch (const nlohmann::json::exception& e) {
         fail("data", "{}: expected JSON, found an error: {}", path, e.what());
     }
+}
+
+std::vector<std::string> select_languages(const nlohmann::json& stats,
+                                          const std::vector<std::string>& wanted,
+                                          const std::string& dir,
+                                          std::string_view component) {
+    std::vector<std::string> codes;
+    for (const auto& [code, l] : stats.at("languages").items())
+        if (wanted.empty() || std::find(wanted.begin(), wanted.end(), code) != wanted.end())
+            codes.push_back(code);
+    for (const auto& want : wanted)
+        if (std::find(codes.begin(), codes.end(), want) == codes.end())
+            fail(component, "--languages: expected languages of {}, found \"{}\" (not prepared)",
+                 dir, want);
+    return codes;
 }
 
 PrepareResult prepare(const Manifest& m, const tokenizer::Tokenizer& tok, const PrepareOptions& o) {

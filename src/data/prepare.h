@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "data/manifest.h"
 #include "tokenizer/tokenizer.h"
@@ -45,5 +47,12 @@ PrepareResult prepare(const Manifest& m,
 
 // Reads DIR/stats.json (written by prepare); errors name the file.
 nlohmann::json read_prepared_stats(const std::string& dir);
+
+// The prepared languages (stats.json order) restricted to `wanted` (empty: all); a wanted code
+// that was not prepared is an error "[component] --languages: ...".
+std::vector<std::string> select_languages(const nlohmann::json& stats,
+                                          const std::vector<std::string>& wanted,
+                                          const std::string& dir,
+                                          std::string_view component);
 
 }  // namespace polymoe::data

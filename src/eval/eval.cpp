@@ -45,14 +45,8 @@ std::vector<std::pair<std::string, std::vector<DocScore>>> score_documents(
              prepared_dir, c.vocab_size, eos);
     if (o.seq < 2) fail("eval", "--seq: expected at least 2, found {}", o.seq);
     const std::vector<int64_t> bytes_of = token_byte_lengths(tok);
-    std::vector<std::string> codes;
-    for (const auto& [code, l] : stats.at("languages").items())
-        if (o.languages.empty() ||
-            std::find(o.languages.begin(), o.languages.end(), code) != o.languages.end())
-            codes.push_back(code);
-    for (const auto& want : o.languages)
-        if (std::find(codes.begin(), codes.end(), want) == codes.end())
-            fail("eval", "--languages: expected languages of {}, found \"{}\"", prepared_dir, want);
+    const std::vector<std::string> codes =
+        data::select_languages(stats, o.languages, prepared_dir, "eval");
     struct Window {
         size_t doc;
         int64_t begin, n;  // predicted tokens [begin, begin + n) of the document

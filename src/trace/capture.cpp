@@ -71,15 +71,8 @@ CaptureResult capture_trace(const model::OlmoeWeights& w,
     Timer timer;
     const auto& c = w.config;
     nlohmann::json stats = data::read_prepared_stats(prepared_dir);
-    std::vector<std::string> codes;
-    for (const auto& [code, l] : stats.at("languages").items())
-        if (o.languages.empty() ||
-            std::find(o.languages.begin(), o.languages.end(), code) != o.languages.end())
-            codes.push_back(code);
-    for (const auto& want : o.languages)
-        if (std::find(codes.begin(), codes.end(), want) == codes.end())
-            fail("trace", "--languages: expected languages of {}, found \"{}\" (not prepared)",
-                 prepared_dir, want);
+    const std::vector<std::string> codes =
+        data::select_languages(stats, o.languages, prepared_dir, "trace");
     std::vector<data::ShardSet> sets;
     TraceHeader h;
     h.num_experts = static_cast<int>(c.num_experts);
