@@ -15,6 +15,7 @@
 #include "core/parallel.h"
 #include "core/rng.h"
 #include "core/timer.h"
+#include "core/version.h"
 #include "kernels/cpu/matmul.h"
 #include "model/olmoe.h"
 
@@ -152,7 +153,7 @@ std::function<void()> register_bench(CLI::App& app) {
         std::time_t now = std::time(nullptr);
         std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
         nlohmann::json j = {{"bench", "forward"},
-                            {"commit", POLYMOE_GIT_COMMIT},
+                            {"commit", core::git_commit()},
                             {"date", date},
                             {"machine", machine()},
                             {"preset", o->preset},

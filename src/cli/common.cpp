@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "core/version.h"
 #include "data/manifest.h"
 #include "data/prepare.h"
 #include "io/npy.h"
@@ -93,7 +94,7 @@ void write_run_json(const std::string& path,
     j["schema"] = "polymoe.run/1";
     j["command"] = command;
     j["options"] = options;
-    j["git_commit"] = POLYMOE_GIT_COMMIT;
+    j["git_commit"] = core::git_commit();
     const dnnl_version_t* v = dnnl_version();
     j["versions"] = {{"onednn", fmt::format("{}.{}.{}", v->major, v->minor, v->patch)},
                      {"compiler", __VERSION__}};
