@@ -70,7 +70,7 @@ json definitions() {
     return {
         {"expert_distribution", "p_a[r][e]: language a's routing distribution over experts at recorded layer r. counts: top-k slots routed to e / (K * tokens); weight: routing weights (as applied) summed on e / all weights; renorm: sum over tokens of w_e / (sum of the token's top-k weights), / tokens"},
         {"routing_entropy", "H(p_a[r]) = -sum_e p_e log2 p_e, bits; 0 for one expert, log2 E for uniform routing"},
-        {"jsd", "JSD(p, q) = 1/2 KL(p||m) + 1/2 KL(q||m), m = (p + q)/2; bits in [0, 1], nats = bits * ln 2; normalized = JSD / (log2 E - (H(p) + H(q))/2), in [0, 1] (0 when the bound is 0)"},
+        {"jsd", "JSD(p, q) = 1/2 KL(p||m) + 1/2 KL(q||m), m = (p + q)/2; bits in [0, 1], nats = bits * ln 2; normalized = JSD / (log2 E - (H(p) + H(q))/2), in [0, 1] (0 when the bound is 0); mean_bits = mean over language pairs a < b"},
         {"bootstrap_ci", "percentile interval at ci_level over n_boot replicates; each replicate draws every language's documents with replacement (as many as it has) and recomputes the statistic from the per-document sums"},
         {"permutation_null", "language labels shuffled across all documents (each language keeps its document count), statistic recomputed; null_mean, null_p95 (95th percentile), p_value = (1 + #{null >= observed}) / (1 + n_perm); tests the global null that routing does not depend on language"},
         {"split_half_jsd", "same-language floor: JSD in bits between a random half of a language's documents (floor(n/2)) and the other half, mean over split_half_repeats seeded splits; null if the language has < 2 documents"},

@@ -137,6 +137,27 @@ TEST(Analysis, SchemaSampleSizesAndInvariants) {
                     EXPECT_LE(p, 1.0);
                 }
             }
+    // Per-layer curves: mean over pairs and languages of exactly the reported values, with the
+    // mean split-half floor and a permutation null; a well-separated trace clears both.
+    for (size_t r = 0; r < layers.size(); ++r) {
+        const json& L = layers[r];
+        const double mean =
+            (L["bits"][0][1]["value"].get<double>() + L["bits"][0][2]["value"].get<double>() +
+             L["bits"][1][2]["value"].get<double>()) /
+            3;
+        EXPECT_NEAR(L["mean_bits"]["value"].get<double>(), mean, 1e-15);
+        EXPECT_LE(L["mean_bits"]["lo"].get<double>(), mean);
+        EXPECT_GE(L["mean_bits"]["hi"].get<double>(), mean);
+        double floor = 0;
+        for (int a = 0; a < 3; ++a)
+            floor += L["split_half_bits"][a].get<double>() / 3;
+        EXPECT_NEAR(L["mean_split_half_bits"].get<double>(), floor, 1e-15);
+        EXPECT_GT(mean, L["mean_permutation"]["null_p95"].get<double>());
+        double h = 0;
+        for (int a = 0; a < 3; ++a)
+            h += tr["entropy"]["values"][a][r]["value"].get<double>() / 3;
+        EXPECT_NEAR(tr["entropy"]["mean_over_languages"][r]["value"].get<double>(), h, 1e-14);
+    }
     // Distributions are probability vectors for every estimator.
     for (const char* est : {"counts", "weight", "renorm"})
         for (const json& lang : tr["distributions"]["estimators"][est])

@@ -29,6 +29,8 @@ ScalarLayout::ScalarLayout(const MetricSpec& spec) : R_(spec.R), nL_(spec.nL) {
     entropy_ = take(int64_t{spec.nL} * R_);
     jsd_ = take(int64_t{n_pairs_} * R_);
     njsd_ = take(int64_t{n_pairs_} * R_);
+    mean_jsd_ = take(R_);
+    mean_entropy_ = take(R_);
     nmi_ = take(R_);
     nmi_bal_ = take(R_);
     trend_ = take(4);
@@ -103,6 +105,13 @@ void compute_metrics(Replicate* out,
                                    ws->h[static_cast<size_t>(b) * R + r], E);
             }
         }
+    if (layout.num_pairs() > 0)
+        for (int r = 0; r < R; ++r) {
+            double sum = 0;
+            for (int pr = 0; pr < layout.num_pairs(); ++pr)
+                sum += s[static_cast<size_t>(layout.jsd(pr, r))];
+            s[static_cast<size_t>(layout.mean_jsd(r))] = sum / layout.num_pairs();
+        }
     // NMI: the joint over (language, expert) is the raw mass (languages weighted by their share
     // of the data) or the normalised distributions (each language weight 1/nL).
     ws->joint.resize(static_cast<size_t>(nL) * E);
@@ -122,6 +131,13 @@ void compute_metrics(Replicate* out,
     for (int a = 0; a < nL; ++a)
         for (int r = 0; r < R; ++r)
             s[static_cast<size_t>(layout.entropy(a, r))] = ws->h[static_cast<size_t>(a) * R + r];
+    if (nL > 0)
+        for (int r = 0; r < R; ++r) {
+            double sum = 0;
+            for (int a = 0; a < nL; ++a)
+                sum += ws->h[static_cast<size_t>(a) * R + r];
+            s[static_cast<size_t>(layout.mean_entropy(r))] = sum / nL;
+        }
 
     // Trend of NMI over the model layer numbers.
     for (int v = 0; v < 2; ++v) {

@@ -38,6 +38,10 @@ public:
     int64_t entropy(int a, int r) const { return entropy_ + int64_t{a} * R_ + r; }
     int64_t jsd(int p, int r) const { return jsd_ + int64_t{p} * R_ + r; }
     int64_t njsd(int p, int r) const { return njsd_ + int64_t{p} * R_ + r; }
+    // Means over all language pairs (JSD, bits) and over languages (entropy) per layer: the
+    // per-layer curves of the report, with their own bootstrap CIs and permutation null.
+    int64_t mean_jsd(int r) const { return mean_jsd_ + r; }
+    int64_t mean_entropy(int r) const { return mean_entropy_ + r; }
     int64_t nmi(int r) const { return nmi_ + r; }
     int64_t nmi_balanced(int r) const { return nmi_bal_ + r; }
     // Trend of NMI over layers: i = 0 slope, 1 last - first; balanced variant 2, 3.
@@ -53,8 +57,8 @@ public:
 
 private:
     int R_ = 0, n_pairs_ = 0, nL_ = 0;
-    int64_t entropy_ = 0, jsd_ = 0, njsd_ = 0, nmi_ = 0, nmi_bal_ = 0, trend_ = 0, n_spec_ = 0,
-            n_shared_ = 0, margin_ = 0, corr_ = 0, size_ = 0;
+    int64_t entropy_ = 0, jsd_ = 0, njsd_ = 0, mean_jsd_ = 0, mean_entropy_ = 0, nmi_ = 0,
+            nmi_bal_ = 0, trend_ = 0, n_spec_ = 0, n_shared_ = 0, margin_ = 0, corr_ = 0, size_ = 0;
     std::vector<int64_t> reuse_;
 };
 
@@ -64,7 +68,8 @@ struct Replicate {
     std::vector<uint8_t> shared;    // [R][E] 1 if shared by every language
 };
 
-// kNull computes only what permutations need: JSD, normalised JSD and NMI (both variants).
+// kNull computes only what permutations need: JSD (pairs and their mean), normalised JSD and NMI
+// (both variants).
 enum class MetricSet { kAll, kNull };
 
 struct MetricWorkspace {

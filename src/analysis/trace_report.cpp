@@ -267,12 +267,16 @@ json entropy_json(const ReportContext& c, const EstimatorTables& t) {
         }
         by[estimator_name(e)] = std::move(langs);
     }
+    json mean = json::array();
+    for (int r = 0; r < st.R; ++r)
+        mean.push_back(c.ci(c.layout.mean_entropy(r)));
     return {{"definition", "routing_entropy"},
             {"units", "bits"},
             {"estimator", estimator_name(c.o.estimator)},
             {"max", std::log2(static_cast<double>(st.E))},
             {"index", "[language][layer]"},
             {"values", std::move(values)},
+            {"mean_over_languages", std::move(mean)},
             {"by_estimator", std::move(by)}};
 }
 
@@ -316,10 +320,23 @@ json jsd_json(const ReportContext& c, const EstimatorTables& t, const std::vecto
             }
             by[estimator_name(e)] = std::move(m);
         }
+        // The floor of the pair mean: the mean of the languages' split-half floors (languages
+        // with fewer than two documents have none and are left out).
         json fl = json::array();
-        for (int a = 0; a < nL; ++a)
-            fl.push_back(num(floor[static_cast<size_t>(a) * st.R + r]));
+        double floor_sum = 0;
+        int floor_n = 0;
+        for (int a = 0; a < nL; ++a) {
+            const double f = floor[static_cast<size_t>(a) * st.R + r];
+            fl.push_back(num(f));
+            if (std::isfinite(f)) {
+                floor_sum += f;
+                ++floor_n;
+            }
+        }
         layers.push_back({{"layer", st.layers[static_cast<size_t>(r)]},
+                          {"mean_bits", c.ci(c.layout.mean_jsd(r))},
+                          {"mean_permutation", c.null(c.layout.mean_jsd(r))},
+                          {"mean_split_half_bits", num(floor_n > 0 ? floor_sum / floor_n : kNaN)},
                           {"bits", std::move(bits)},
                           {"nats", std::move(nats)},
                           {"normalized", std::move(norm)},
