@@ -19,6 +19,7 @@ std::function<void()> register_demo(CLI::App& app);
 std::function<void()> register_eval(CLI::App& app);
 std::function<void()> register_ablate(CLI::App& app);
 std::function<void()> register_analyze(CLI::App& app);
+std::function<void()> register_report(CLI::App& app);
 }  // namespace polymoe::cli
 
 int main(int argc, char** argv) {
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
     add(register_eval);
     add(register_analyze);
     add(register_ablate);
+    add(register_report);
     add(register_demo);
     try {
         app.parse(argc, argv);
