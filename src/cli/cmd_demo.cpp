@@ -3,7 +3,7 @@
 // prepare -> init (demo preset: 16 layers) -> train base (English) -> train stage 1 (five
 // high-resource languages, base replay) -> train stage 2 (five related low-resource languages,
 // replay of stages 1 and base) -> trace the three checkpoints on held-out text -> analyze ->
-// eval -> ablate (the stage-2 model's language-specific experts).
+// eval -> ablate (the stage-2 model's language-specific experts) -> report (HTML).
 // Steps whose outputs exist are skipped and an interrupted training resumes from its last
 // step-N, so rerunning after a crash continues where it stopped. --quick shrinks every budget
 // (the CI smoke test).
@@ -231,6 +231,12 @@ std::function<void()> register_demo(CLI::App& app) {
               interventions,
               "--threads",
               threads});
+        // The report only renders the JSON above (well under a second), so it always reruns.
+        const fs::path report_dir = out / "report";
+        step("report", false,
+             {"report", "--analysis", analysis, "--eval", eval_json, "--interventions",
+              interventions, "--title", "polymoe demo: routing of 11 languages across stages",
+              "--out", report_dir.string()});
         fmt::print(stderr, "\n== demo: summary ({:.1f} s)\n{:<16} {:>8} {:>10}\n", total.seconds(),
                    "step", "status", "seconds");
         for (const auto& r : results)
@@ -240,6 +246,8 @@ std::function<void()> register_demo(CLI::App& app) {
                    "outputs: {0}/prepared (stats.json), {0}/models/*/final, {0}/traces/*.trace, "
                    "{0}/analysis.json (+ analysis_csv/), {0}/eval.json, {0}/interventions.json\n",
                    o->out);
+        fmt::print(stderr, "report: open {} in a browser (figures/ and tables/ beside it)\n",
+                   fs::absolute(report_dir / "report.html").string());
     };
 }
 

@@ -41,11 +41,22 @@ TEST(Demo, QuickRunsEndToEndSkipsDoneStepsAndResumes) {
          {"prepared/stats.json", "models/base/final/config.json",
           "models/stage1/final/optimizer.safetensors", "models/stage2/final/model.safetensors",
           "traces/base.trace", "traces/stage1.trace", "traces/stage2.trace", "eval.json",
-          "eval.csv", "analysis.json", "analysis_csv/jsd.csv", "interventions.json"})
+          "eval.csv", "analysis.json", "analysis_csv/jsd.csv", "interventions.json",
+          "report/report.html", "report/figures/fig1_jsd_last_layer.svg",
+          "report/tables/jsd_last_layer.csv", "report/tables/eval.csv"})
         EXPECT_TRUE(fs::exists(out / f)) << f;
     std::ifstream cfg(out / "models/base/final/config.json");
     std::string text((std::istreambuf_iterator<char>(cfg)), std::istreambuf_iterator<char>());
     EXPECT_NE(text.find("\"num_hidden_layers\": 16"), std::string::npos) << text;
+    // The report's headline figure is layer 15 of all three checkpoints, and the demo says where
+    // the report is.
+    std::ifstream fig(out / "report/figures/fig1_jsd_last_layer.svg");
+    const std::string svg((std::istreambuf_iterator<char>(fig)), std::istreambuf_iterator<char>());
+    for (const char* panel : {"base · layer 15", "stage1 · layer 15", "stage2 · layer 15"})
+        EXPECT_NE(svg.find(panel), std::string::npos) << panel;
+    EXPECT_NE(r.out.find("report: open " + fs::absolute(out / "report/report.html").string()),
+              std::string::npos)
+        << r.out;
     // Rerun: everything is skipped.
     Result again = run("demo --quick --out " + out.string());
     ASSERT_EQ(again.code, 0) << again.out;
