@@ -18,11 +18,11 @@ for m in base stage1 stage2; do
     "$P" trace --model "$DEMO/models/$m/final" --data "$DEMO/prepared" --languages $LANGS \
         --layers 0,7,15 --label $m --seq 128 --threads 2 --out "$TMP/$m.trace"
 done
-"$P" analyze --trace "$TMP/base.trace" --trace "$TMP/stage1.trace" --trace "$TMP/stage2.trace" \
-    --bootstrap 50 --permutations 50 --out "$TMP/analysis.json"
 "$P" eval --model "$DEMO/models/base/final" --model "$DEMO/models/stage1/final" \
     --model "$DEMO/models/stage2/final" --labels base,stage1,stage2 --data "$DEMO/prepared" \
     --languages $LANGS --seq 128 --bootstrap 200 --out "$TMP/eval.json"
+"$P" analyze --trace "$TMP/base.trace" --trace "$TMP/stage1.trace" --trace "$TMP/stage2.trace" \
+    --eval "$TMP/eval.json" --bootstrap 50 --permutations 50 --out "$TMP/analysis.json"
 "$P" ablate --model "$DEMO/models/stage2/final" --data "$DEMO/prepared" \
     --analysis "$TMP/analysis.json" --experts top --top-m 2 --seq 128 --max-tokens 256 \
     --bootstrap 100 --layers 0:15 --sweep --out "$TMP/interventions.json"

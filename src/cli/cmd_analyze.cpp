@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "analysis/analysis.h"
+#include "analysis/performance.h"
 #include "cli/common.h"
 #include "core/error.h"
 #include "core/timer.h"
@@ -20,7 +21,7 @@ namespace {
 
 struct AnalyzeCliOptions {
     std::vector<std::string> traces, labels;
-    std::string out, stats, estimator = "counts";
+    std::string out, stats, eval, estimator = "counts";
     analysis::AnalysisOptions a;
     int threads = 0;
     bool no_drift = false;
@@ -59,6 +60,10 @@ std::function<void()> register_analyze(CLI::App& app) {
     c->add_option("--labels", o->labels, "one label per --trace (default: the traces' labels)")
         ->delimiter(',');
     c->add_option("--stats", o->stats, "prepare's stats.json (vocabulary overlap)");
+    c->add_option("--eval", o->eval,
+                  "eval.json of the same checkpoints (labels = trace labels): adds the "
+                  "routing-performance correlation")
+        ->check(CLI::ExistingFile);
     c->add_option("--estimator", o->estimator,
                   "distribution used for CIs and nulls: counts, weight or renorm")
         ->check(CLI::IsMember({"counts", "weight", "renorm"}))
@@ -106,6 +111,19 @@ std::function<void()> register_analyze(CLI::App& app) {
         for (size_t i = 0; i < files.size(); ++i)
             in.push_back({o->labels.empty() ? "" : o->labels[i], &files[i].view()});
         nlohmann::json j = analysis::analyze(in, o->a);
+        if (!o->eval.empty()) {
+            nlohmann::json ev;
+            try {
+                ev = nlohmann::json::parse(std::ifstream(o->eval));
+            } catch (const nlohmann::json::exception& e) {
+                fail("analyze", "--eval {}: expected polymoe eval's JSON, found an error: {}",
+                     o->eval, e.what());
+            }
+            j["routing_performance"] = analysis::routing_performance(j, ev, o->a);
+            if (!j["routing_performance"]["available"].get<bool>())
+                fmt::print(stderr, "analyze: routing-performance correlation unavailable: {}\n",
+                           j["routing_performance"]["reason"].get<std::string>());
+        }
         if (fs::path(o->out).has_parent_path())
             fs::create_directories(fs::path(o->out).parent_path());
         std::ofstream(o->out) << j.dump(1) << "\n";
@@ -121,6 +139,7 @@ std::function<void()> register_analyze(CLI::App& app) {
                        {{"traces", o->traces},
                         {"labels", o->labels},
                         {"stats", o->stats},
+                        {"eval", o->eval},
                         {"estimator", o->estimator},
                         {"bootstrap", o->a.bootstrap},
                         {"permutations", o->a.permutations},

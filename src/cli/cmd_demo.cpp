@@ -2,11 +2,11 @@
 // with files between them (each step is this binary run again with the arguments it prints):
 // prepare -> init (demo preset: 16 layers) -> train base (English) -> train stage 1 (five
 // high-resource languages, base replay) -> train stage 2 (five related low-resource languages,
-// replay of stages 1 and base) -> trace the three checkpoints on held-out text -> analyze ->
-// eval -> ablate (the stage-2 model's language-specific experts) -> report (HTML).
-// Steps whose outputs exist are skipped and an interrupted training resumes from its last
-// step-N, so rerunning after a crash continues where it stopped. --quick shrinks every budget
-// (the CI smoke test).
+// replay of stages 1 and base) -> trace the three checkpoints on held-out text -> eval ->
+// analyze (with the routing-performance correlation) -> ablate (the stage-2 model's
+// language-specific experts) -> report (HTML). Steps whose outputs exist are skipped and an
+// interrupted training resumes from its last step-N, so rerunning after a crash continues where it
+// stopped. --quick shrinks every budget (the CI smoke test).
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -190,17 +190,35 @@ std::function<void()> register_demo(CLI::App& app) {
                   threads});
             traces.push_back(t);
         }
-        const std::string stats = (fs::path(prepared) / "stats.json").string();
-        const std::string analysis = (out / "analysis.json").string();
-        step("analyze", fs::exists(analysis),
-             {"analyze", "--trace", traces[0], "--trace", traces[1], "--trace", traces[2],
-              "--stats", stats, "--bootstrap", o->quick ? "50" : "200", "--permutations",
-              o->quick ? "50" : "200", "--seed", seed, "--out", analysis, "--threads", threads});
         const std::string eval_json = (out / "eval.json").string();
         step("eval", fs::exists(eval_json),
              {"eval", "--model", finals[0], "--model", finals[1], "--model", finals[2], "--labels",
               "base,stage1,stage2", "--data", prepared, "--max-tokens", max_trace_tokens,
               "--bootstrap", o->quick ? "100" : "1000", "--out", eval_json, "--threads", threads});
+        const std::string stats = (fs::path(prepared) / "stats.json").string();
+        const std::string analysis = (out / "analysis.json").string();
+        step("analyze", fs::exists(analysis),
+             {"analyze",
+              "--trace",
+              traces[0],
+              "--trace",
+              traces[1],
+              "--trace",
+              traces[2],
+              "--stats",
+              stats,
+              "--eval",
+              eval_json,
+              "--bootstrap",
+              o->quick ? "50" : "200",
+              "--permutations",
+              o->quick ? "50" : "200",
+              "--seed",
+              seed,
+              "--out",
+              analysis,
+              "--threads",
+              threads});
         // Ablations on the stage-2 model: each language's two most-used experts per layer (few
         // experts are exclusive to one of 11 languages when related languages share them; a
         // capped number of held-out tokens keeps the 1 + 3 x languages evaluations in budget).

@@ -300,7 +300,7 @@ std::string layer_name(int layer) {
     return fmt::format("layer {}", layer);
 }
 
-// ---- Figure 1 and 2: JSD heatmaps --------------------------------------------------------------
+// ---- Figure 1 and 2: JSD heatmaps ----
 
 HeatmapPanel jsd_panel(const Study& s, const Trace& t, size_t r, bool detailed) {
     const size_t n = s.langs.size();
@@ -432,7 +432,7 @@ void jsd_figures(const Study& s, Builder& b) {
     b.end_section();
 }
 
-// ---- Per-layer curves ---------------------------------------------------------------------
+// ---- Per-layer curves ----
 
 std::vector<double> as_double(const std::vector<int>& v) {
     return {v.begin(), v.end()};
@@ -527,7 +527,7 @@ void layer_curves(const Study& s, Builder& b) {
     b.end_section();
 }
 
-// ---- Expert usage ------------------------------------------------------------------------------
+// ---- Expert usage ----
 
 void expert_usage(const Study& s, Builder& b) {
     b.section("experts", "Expert usage per language",
@@ -608,8 +608,7 @@ void expert_usage(const Study& s, Builder& b) {
     b.end_section();
 }
 
-// ---- Reuse
-// ---------------------------------------------------------------------------------------
+// ---- Reuse ----
 
 void reuse(const Study& s, Builder& b) {
     bool any = false;
@@ -685,8 +684,79 @@ void reuse(const Study& s, Builder& b) {
     b.end_section();
 }
 
-// ---- Drift
-// ---------------------------------------------------------------------------------------
+// ---- Routing and quality ----
+
+void performance(const JsonInput& analysis, Builder& b) {
+    const Node r = root(analysis);
+    if (!r.has("routing_performance")) return;
+    const Node rp = r["routing_performance"];
+    b.section("performance", "Routing and held-out quality (correlational)",
+              "Across languages, is a language's routing at a layer related to its held-out bits "
+              "per byte? Distinctiveness = the language's mean JSD to the other languages. "
+              "Within-checkpoint: Spearman correlation across languages inside each checkpoint, "
+              "averaged over checkpoints. Pooled: over all (language, checkpoint) points, which "
+              "also carries the effect of training (it moves routing and loss together). Bands: "
+              "95% cluster bootstrap over languages. Correlation is not causation; the ablations "
+              "are the causal test.");
+    if (rp.has("reason")) {
+        b.paragraph("Not available: " + html_escape(rp["reason"].str()));
+        b.end_section();
+        return;
+    }
+    const Node layers = rp["layers"];
+    LineChartSpec lc;
+    lc.title = "Routing vs bits per byte across languages";
+    lc.width = 780;
+    lc.x_label = "layer";
+    lc.y_label = "Spearman correlation with bits/byte";
+    lc.ymin = -1;
+    lc.ymax = 1;
+    struct Pick {
+        const char* metric;
+        const char* stat;
+        const char* name;
+    };
+    const Pick picks[] = {
+        {"distinctiveness", "within_spearman", "distinctiveness, within checkpoint"},
+        {"distinctiveness", "spearman", "distinctiveness, pooled"},
+        {"entropy", "within_spearman", "entropy, within checkpoint"},
+    };
+    Csv csv({"layer", "metric", "statistic", "value", "lo", "hi"});
+    for (size_t i = 0; i < layers.size(); ++i) {
+        lc.x.push_back(layers[i]["layer"].integer());
+        for (const char* m : {"distinctiveness", "entropy"})
+            for (const std::string& st : layers[i][m].keys()) {
+                csv.cell(layers[i]["layer"].integer()).cell(m).cell(st).cell(ci(layers[i][m][st]));
+                csv.end();
+            }
+    }
+    for (size_t k = 0; k < std::size(picks); ++k) {
+        Series se = line_series(picks[k].name, category_color(static_cast<int>(k) + 3),
+                                k == 1 ? "6 3" : "");
+        for (size_t i = 0; i < layers.size(); ++i) {
+            const Ci c = ci(layers[i][picks[k].metric][picks[k].stat]);
+            se.y.push_back(c.v);
+            se.lo.push_back(c.lo);
+            se.hi.push_back(c.hi);
+        }
+        lc.series.push_back(std::move(se));
+    }
+    Series zero = line_series("no relation", "#555", "2 3", false);
+    zero.y.assign(layers.size(), 0.0);
+    lc.series.push_back(std::move(zero));
+    std::string checkpoints;
+    for (size_t i = 0; i < rp["checkpoints"].size(); ++i)
+        checkpoints += (i ? ", " : "") + rp["checkpoints"][i].str();
+    b.figure("fig_routing_vs_quality.svg", line_chart(lc),
+             fmt::format("Spearman correlation between a language's routing statistic and its "
+                         "held-out bits per byte ({} points: {} languages × checkpoints {}), with "
+                         "95% intervals.",
+                         rp["points"].integer(), rp["languages"].size(), html_escape(checkpoints)));
+    b.table("routing_vs_quality.csv", csv);
+    b.end_section();
+}
+
+// ---- Drift ----
 
 void drift(const JsonInput& analysis, const Study& s, Builder& b) {
     const Node r = root(analysis);
@@ -748,8 +818,7 @@ void drift(const JsonInput& analysis, const Study& s, Builder& b) {
     b.end_section();
 }
 
-// ---- Ablation
-// ------------------------------------------------------------------------------------
+// ---- Ablation ----
 
 void ablation(const JsonInput& in, const Study& s, Builder& b) {
     const Node r = root(in);
@@ -849,8 +918,7 @@ void ablation(const JsonInput& in, const Study& s, Builder& b) {
     b.end_section();
 }
 
-// ---- Eval
-// ----------------------------------------------------------------------------------------
+// ---- Eval ----
 
 void evaluation(const JsonInput& in, const Study& s, Builder& b) {
     const Node r = root(in);
@@ -918,8 +986,7 @@ void evaluation(const JsonInput& in, const Study& s, Builder& b) {
     b.end_section();
 }
 
-// ---- Findings
-// ------------------------------------------------------------------------------------
+// ---- Findings ----
 
 void jsd_findings(const Study& s, Builder& b) {
     for (const Trace& t : s.traces) {
@@ -1025,6 +1092,30 @@ void ablation_findings(const JsonInput& in, Builder& b) {
     }
 }
 
+void performance_findings(const JsonInput& analysis, Builder& b) {
+    const Node r = root(analysis);
+    if (!r.has("routing_performance")) return;
+    const Node rp = r["routing_performance"];
+    if (rp.has("reason")) {
+        b.finding("Routing vs held-out quality: not computed (" + rp["reason"].str() + ").");
+        return;
+    }
+    const Node L = rp["layers"][rp["layers"].size() - 1];
+    const Ci within = ci(L["distinctiveness"]["within_spearman"]);
+    const Ci pooled = ci(L["distinctiveness"]["spearman"]);
+    auto verdict = [](const Ci& c) {
+        return c.below(0)   ? "more distinct routing goes with lower bits/byte"
+               : c.above(0) ? "more distinct routing goes with higher bits/byte"
+                            : "no clear relation (interval includes 0)";
+    };
+    b.finding(fmt::format(
+        "Routing vs held-out quality at {} (correlational, {} languages): Spearman correlation of "
+        "a language's distinctiveness with its bits/byte is {} within checkpoints ({}) and {} "
+        "pooled over checkpoints ({}; the pooled number includes the effect of training on both).",
+        layer_name(L["layer"].integer()), rp["languages"].size(), within.str(2), verdict(within),
+        pooled.str(2), verdict(pooled)));
+}
+
 void eval_findings(const JsonInput& in, const Study& s, Builder& b) {
     const Node models = root(in)["models"];
     if (models.size() < 2) return;
@@ -1105,6 +1196,7 @@ RenderedReport render_report(const ReportInputs& in) {
     jsd_findings(s, b);
     specialization_findings(s, b);
     reuse_findings(s, b);
+    performance_findings(in.analysis, b);
     if (in.interventions) ablation_findings(*in.interventions, b);
     if (in.eval) eval_findings(*in.eval, s, b);
 
@@ -1113,6 +1205,7 @@ RenderedReport render_report(const ReportInputs& in) {
     expert_usage(s, b);
     reuse(s, b);
     drift(in.analysis, s, b);
+    performance(in.analysis, b);
     if (in.interventions) ablation(*in.interventions, s, b);
     if (in.eval) evaluation(*in.eval, s, b);
     return b.finish(in.title, provenance(in, s));
