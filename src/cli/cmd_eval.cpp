@@ -1,7 +1,9 @@
 // polymoe eval: per-language cross-entropy, perplexity and bits per byte of one or more
 // checkpoints on prepared held-out text, with bootstrap CIs over documents (eval/eval.h). Several
 // --model flags give one table across checkpoints (base / stage 1 / stage 2). Writes eval.json,
-// a tidy eval.csv beside it, and <out>.run.json.
+// a tidy eval.csv beside it, and <out>.run.json. With --mask/--drop/--steer/--force every model
+// is also scored under that routing intervention (eval/intervention_spec.h) and each language
+// gets the paired change in CE and bits per byte.
 #include <filesystem>
 #include <fstream>
 
@@ -10,6 +12,7 @@
 #include "data/manifest.h"
 #include "data/prepare.h"
 #include "eval/eval.h"
+#include "eval/intervention_spec.h"
 
 namespace polymoe::cli {
 
@@ -24,6 +27,7 @@ struct EvalCliOptions {
     int bootstrap = 1000;
     uint64_t seed = 0;
     int threads = 0;
+    eval::InterventionSpecs iv;
 };
 
 std::string label_of(const std::string& model) {
@@ -60,6 +64,16 @@ std::function<void()> register_eval(CLI::App& app) {
     c->add_option("--bootstrap", o->bootstrap, "bootstrap replicates over documents")
         ->capture_default_str();
     c->add_option("--seed", o->seed, "bootstrap seed")->capture_default_str();
+    c->add_option("--mask", o->iv.mask,
+                  "remove experts from the top-k candidates: E[,E...][@FIRST:LAST] (repeatable)");
+    c->add_option("--drop", o->iv.drop,
+                  "keep routing, zero the experts' outputs: E[,E...][@FIRST:LAST] (repeatable)");
+    c->add_option("--steer", o->iv.steer,
+                  "add LAMBDA x std(router logits) to experts' logits: E=LAMBDA[,...][@FIRST:LAST] "
+                  "(repeatable)");
+    c->add_option("--force", o->iv.force,
+                  "route every token to these experts (at least K): E,E[,...][@FIRST:LAST] "
+                  "(repeatable)");
     c->add_option("--out", o->out, "output eval.json")->required();
     add_threads_option(c, &o->threads);
     return [o] {
@@ -86,10 +100,31 @@ std::function<void()> register_eval(CLI::App& app) {
         for (size_t i = 0; i < o->models.size(); ++i) {
             const std::string label = o->labels.empty() ? label_of(o->models[i]) : o->labels[i];
             model::OlmoeWeights w = model::load_checkpoint(o->models[i]);
+            // Specs are checked against this model before any scoring.
+            model::Intervention iv;
+            if (!o->iv.empty())
+                iv = eval::parse_interventions(o->iv, w.config.num_hidden_layers,
+                                               w.config.num_experts, w.config.num_experts_per_tok);
             auto scores = eval::score_documents(w, tok, dir, eo);
+            std::vector<std::pair<std::string, std::vector<eval::DocScore>>> intervened;
+            if (!o->iv.empty()) intervened = eval::score_documents(w, tok, dir, eo, &iv);
             nlohmann::ordered_json langs = nlohmann::ordered_json::object();
-            for (const auto& [code, docs] : scores) {
+            for (size_t li = 0; li < scores.size(); ++li) {
+                const auto& [code, docs] = scores[li];
                 auto s = eval::summarize(docs, o->bootstrap, o->seed);
+                if (!intervened.empty()) {
+                    s["intervened"] = eval::summarize(intervened[li].second, o->bootstrap, o->seed);
+                    auto d =
+                        eval::summarize_delta(docs, intervened[li].second, o->bootstrap, o->seed);
+                    s["delta_ce_nats"] = d["delta_ce_nats"];
+                    s["delta_bits_per_byte"] = d["delta_bits_per_byte"];
+                    fmt::print(stderr,
+                               "{:<10} {:<9} intervention: delta ce {:+.4f} [{:+.4f}, "
+                               "{:+.4f}] nats\n",
+                               label, code, d["delta_ce_nats"]["value"].get<double>(),
+                               d["delta_ce_nats"]["lo"].get<double>(),
+                               d["delta_ce_nats"]["hi"].get<double>());
+                }
                 for (const char* m : {"ce_nats", "perplexity", "bits_per_byte"})
                     csv += fmt::format("{},{},{},{},{},{},{},{},{}\n", label, code,
                                        s["documents"].get<int64_t>(), s["tokens"].get<int64_t>(),
@@ -121,6 +156,16 @@ std::function<void()> register_eval(CLI::App& app) {
                "replicate)"}}},
             {"bootstrap", {{"replicates", o->bootstrap}, {"seed", o->seed}}},
             {"models", models}};
+        if (!o->iv.empty()) {
+            out["intervention"] = {{"mask", o->iv.mask},
+                                   {"drop", o->iv.drop},
+                                   {"steer", o->iv.steer},
+                                   {"force", o->iv.force},
+                                   {"note",
+                                    "languages[code] describe the unmodified model; "
+                                    "intervened = the same documents under the intervention; "
+                                    "delta_* = intervened - unmodified (paired bootstrap)"}};
+        }
         if (fs::path(o->out).has_parent_path())
             fs::create_directories(fs::path(o->out).parent_path());
         std::ofstream(o->out) << out.dump(2) << "\n";
@@ -137,7 +182,11 @@ std::function<void()> register_eval(CLI::App& app) {
                         {"seq", o->seq},
                         {"max_tokens", o->max_tokens},
                         {"bootstrap", o->bootstrap},
-                        {"seed", o->seed}},
+                        {"seed", o->seed},
+                        {"mask", o->iv.mask},
+                        {"drop", o->iv.drop},
+                        {"steer", o->iv.steer},
+                        {"force", o->iv.force}},
                        {});
         fmt::print(stderr, "eval: wrote {} and {}\n", o->out, csv_path.string());
     };

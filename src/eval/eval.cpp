@@ -122,6 +122,29 @@ std::vector<std::pair<std::string, std::vector<DocScore>>> score_documents(
     return out;
 }
 
+namespace {
+
+// {"value", "lo", "hi", "n_boot"}: the 2.5% and 97.5% order statistics of the replicates (the
+// point value itself when there are none).
+nlohmann::ordered_json interval_json(double point, std::vector<double> v) {
+    nlohmann::ordered_json j = {{"value", point}};
+    if (v.empty()) {
+        j["lo"] = j["hi"] = point;
+    } else {
+        std::sort(v.begin(), v.end());
+        auto q = [&](double p) {
+            return v[static_cast<size_t>(
+                std::min<double>(v.size() - 1, std::floor(p * static_cast<double>(v.size()))))];
+        };
+        j["lo"] = q(0.025);
+        j["hi"] = q(0.975);
+    }
+    j["n_boot"] = static_cast<int>(v.size());
+    return j;
+}
+
+}  // namespace
+
 nlohmann::ordered_json summarize(const std::vector<DocScore>& docs, int n_boot, uint64_t seed) {
     auto stat = [](double loss, double tokens, double bytes) {
         const double ce = tokens > 0 ? loss / tokens : 0.0;
@@ -147,23 +170,10 @@ nlohmann::ordered_json summarize(const std::vector<DocScore>& docs, int n_boot, 
         reps.push_back(stat(l, t, by));
     }
     auto ci = [&](int k) {
-        nlohmann::ordered_json j = {{"value", point[static_cast<size_t>(k)]}};
-        if (reps.empty()) {
-            j["lo"] = j["hi"] = point[static_cast<size_t>(k)];
-        } else {
-            std::vector<double> v;
-            for (const auto& r : reps)
-                v.push_back(r[static_cast<size_t>(k)]);
-            std::sort(v.begin(), v.end());
-            auto q = [&](double p) {
-                return v[static_cast<size_t>(
-                    std::min<double>(v.size() - 1, std::floor(p * static_cast<double>(v.size()))))];
-            };
-            j["lo"] = q(0.025);
-            j["hi"] = q(0.975);
-        }
-        j["n_boot"] = static_cast<int>(reps.size());
-        return j;
+        std::vector<double> v;
+        for (const auto& r : reps)
+            v.push_back(r[static_cast<size_t>(k)]);
+        return interval_json(point[static_cast<size_t>(k)], std::move(v));
     };
     return {{"documents", static_cast<int64_t>(n)},
             {"tokens", static_cast<int64_t>(T)},
@@ -171,6 +181,48 @@ nlohmann::ordered_json summarize(const std::vector<DocScore>& docs, int n_boot, 
             {"ce_nats", ci(0)},
             {"perplexity", ci(1)},
             {"bits_per_byte", ci(2)}};
+}
+
+nlohmann::ordered_json summarize_delta(const std::vector<DocScore>& base,
+                                       const std::vector<DocScore>& other,
+                                       int n_boot,
+                                       uint64_t seed) {
+    const size_t n = base.size();
+    if (other.size() != n)
+        fail("eval", "paired documents: expected {} scores, found {}", n, other.size());
+    for (size_t i = 0; i < n; ++i)
+        if (base[i].tokens != other[i].tokens || base[i].bytes != other[i].bytes)
+            fail("eval",
+                 "paired documents: document {} has {} tokens in one run and {} in the "
+                 "other",
+                 i, base[i].tokens, other[i].tokens);
+    // delta of (CE per token, bits per byte) for a resampled multiset of documents.
+    auto stat = [](double lb, double lo, double t, double by) {
+        return std::array<double, 2>{t > 0 ? (lo - lb) / t : 0.0,
+                                     by > 0 ? (lo - lb) / std::log(2.0) / by : 0.0};
+    };
+    double LB = 0, LO = 0, T = 0, B = 0;
+    for (size_t i = 0; i < n; ++i)
+        LB += base[i].loss_nats, LO += other[i].loss_nats, T += static_cast<double>(base[i].tokens),
+            B += static_cast<double>(base[i].bytes);
+    const auto point = stat(LB, LO, T, B);
+    std::vector<double> reps[2];
+    const uint64_t key = rng_key(seed, "eval-delta-bootstrap");
+    for (int b = 0; b < n_boot && n > 0; ++b) {
+        double lb = 0, lo = 0, t = 0, by = 0;
+        for (size_t i = 0; i < n; ++i) {
+            const size_t j = std::min(
+                n - 1, static_cast<size_t>(rng_uniform(key, static_cast<uint64_t>(b) * n + i) *
+                                           static_cast<double>(n)));
+            lb += base[j].loss_nats, lo += other[j].loss_nats,
+                t += static_cast<double>(base[j].tokens), by += static_cast<double>(base[j].bytes);
+        }
+        const auto r = stat(lb, lo, t, by);
+        reps[0].push_back(r[0]);
+        reps[1].push_back(r[1]);
+    }
+    return {{"delta_ce_nats", interval_json(point[0], std::move(reps[0]))},
+            {"delta_bits_per_byte", interval_json(point[1], std::move(reps[1]))}};
 }
 
 }  // namespace polymoe::eval

@@ -50,4 +50,13 @@ std::vector<int64_t> token_byte_lengths(const tokenizer::Tokenizer& tok);
 // {"value", "lo", "hi", "n_boot"} (95% percentile bootstrap over documents).
 nlohmann::ordered_json summarize(const std::vector<DocScore>& docs, int n_boot, uint64_t seed);
 
+// Change from `base` to `other` (the same documents scored two ways, e.g. without and with an
+// intervention): {"delta_ce_nats", "delta_bits_per_byte"} as {"value", "lo", "hi", "n_boot"},
+// value = other − base of the pooled ratios; the bootstrap resamples documents and keeps each
+// document's pair together. Throws if the documents do not correspond (count or tokens).
+nlohmann::ordered_json summarize_delta(const std::vector<DocScore>& base,
+                                       const std::vector<DocScore>& other,
+                                       int n_boot,
+                                       uint64_t seed);
+
 }  // namespace polymoe::eval

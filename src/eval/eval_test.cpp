@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/error.h"
 #include "data/shard.h"
 #include "io/io_test_util.h"
 #include "model/olmoe.h"
@@ -112,6 +113,36 @@ TEST(Eval, BootstrapIntervalNarrowsWithMoreDocuments) {
     EXPECT_GT(wb, 0.0);
     // Same seed, same interval.
     EXPECT_EQ(summarize(make(20), 400, 1).dump(), a.dump());
+}
+
+}  // namespace
+}  // namespace polymoe::eval
+
+namespace polymoe::eval {
+namespace {
+
+TEST(Eval, PairedDeltaKeepsDocumentsTogether) {
+    std::vector<DocScore> base = {{30.0, 10, 40}, {12.0, 4, 9}, {50.0, 25, 70}, {7.5, 3, 11}};
+    // Every document loses exactly 0.1 nats per token more: the pooled delta is 0.1, and so is
+    // every paired replicate, however the documents are resampled.
+    std::vector<DocScore> other = base;
+    for (auto& d : other)
+        d.loss_nats += 0.1 * static_cast<double>(d.tokens);
+    const auto j = summarize_delta(base, other, 200, 1);
+    EXPECT_NEAR(j["delta_ce_nats"]["value"].get<double>(), 0.1, 1e-12);
+    EXPECT_NEAR(j["delta_ce_nats"]["lo"].get<double>(), 0.1, 1e-12);
+    EXPECT_NEAR(j["delta_ce_nats"]["hi"].get<double>(), 0.1, 1e-12);
+    EXPECT_NEAR(j["delta_bits_per_byte"]["value"].get<double>(), 0.1 * 42 / std::log(2.0) / 130,
+                1e-12);
+    // Negative control: unpaired changes (one document much worse) give a wide interval.
+    other = base;
+    other[2].loss_nats += 25;
+    const auto w = summarize_delta(base, other, 200, 1);
+    EXPECT_NEAR(w["delta_ce_nats"]["value"].get<double>(), 25.0 / 42, 1e-12);
+    EXPECT_LT(w["delta_ce_nats"]["lo"].get<double>(), 0.1);
+    EXPECT_GT(w["delta_ce_nats"]["hi"].get<double>(), 0.6);
+    other.pop_back();
+    EXPECT_THROW(summarize_delta(base, other, 10, 1), Error);
 }
 
 }  // namespace

@@ -253,6 +253,27 @@ TEST_F(Cli, PrepareTrainTraceOnTheEmbeddedCorpus) {
     ASSERT_EQ(tr.code, 0) << tr.out;
     EXPECT_NE(tr.out.find("80 tokens"), std::string::npos) << tr.out;
     EXPECT_TRUE(fs::exists(p("t/s1.trace.run.json")));
+    // eval under a routing intervention: forcing four experts (K) at both layers, steering one.
+    Result ev =
+        run("eval --model " + p("s1/final") + " --data " + p("prep") +
+            " --languages spa --max-tokens 40 --bootstrap 20 --force 0,1,2,3 --steer 4=1.5@1" +
+            " --out " + p("ev.json"));
+    ASSERT_EQ(ev.code, 0) << ev.out;
+    const auto ej = nlohmann::json::parse(std::ifstream(p("ev.json")));
+    EXPECT_EQ(ej["intervention"]["force"][0], "0,1,2,3");
+    const auto& spa = ej["models"][0]["languages"]["spa"];
+    EXPECT_NEAR(
+        spa["delta_ce_nats"]["value"].get<double>(),
+        spa["intervened"]["ce_nats"]["value"].get<double>() - spa["ce_nats"]["value"].get<double>(),
+        1e-9);
+    EXPECT_NE(spa["delta_ce_nats"]["value"].get<double>(), 0.0);
+    Result bad_iv = run("eval --model " + p("s1/final") + " --data " + p("prep") +
+                        " --mask 0,1,2@1:5 --out " + p("ev2.json"));
+    EXPECT_EQ(bad_iv.code, 2);
+    EXPECT_NE(bad_iv.out.find("--mask 0,1,2@1:5: expected layers FIRST:LAST with 0 <= FIRST <= "
+                              "LAST <= 1, found 1:5"),
+              std::string::npos)
+        << bad_iv.out;
 }
 
 TEST_F(Cli, BadInputsNameTheProblem) {
