@@ -14,6 +14,8 @@ namespace {
 using nlohmann::json;
 constexpr std::string_view kComponent = "analysis";
 
+}  // namespace
+
 json options_json(const AnalysisOptions& o) {
     json vo = nullptr;
     if (!o.vocab_overlap.languages.empty())
@@ -37,8 +39,6 @@ json options_json(const AnalysisOptions& o) {
             {"vocab_overlap", vo},
             {"drift", o.drift}};
 }
-
-}  // namespace
 
 void validate_options(const AnalysisOptions& o) {
     if (o.bootstrap < 0)
@@ -89,6 +89,7 @@ json definitions() {
         {"coactivation_lift", "P(both in top-k) / (P(e1 in top-k) P(e2 in top-k)), P over the language's tokens; 1 = independent"},
         {"vocabulary_specialization", "per layer and expert: top token ids by slots routed to the expert, share_of_token = those slots / the token id's occurrences"},
         {"language_rate", "share of language a's tokens whose top-k set contains the expert (baseline K/E for uniform routing); language_share = rates normalised over languages"},
+        {"availability", "per statistic: available (bool) and the reason when it is not (options that disable it, or an input without the data it needs, e.g. a count table has no documents to resample)"},
         {"drift", "for two traces of identical tokens: overlap = mean over tokens of |S_from ∩ S_to| / K (top-k sets), p_from / p_to the language's expert distributions, change = p_to - p_from, jsd_bits = JSD(p_from, p_to); CIs by a paired bootstrap over documents"},
     };
     // clang-format on
