@@ -198,16 +198,33 @@ private:
     io::NpzReader z_;
 };
 
-// Rejects a repeated expert within any (token, layer) row of ids [rows][K].
-void check_distinct(const Table& t, const std::vector<uint16_t>& ids, int64_t rows, int K, int L) {
+// Rejects a repeated expert within any (token, layer) row of ids [rows][K], in O(K) per row: a
+// 64-bit mask when E <= 64 (OLMoE), else a stamp per expert holding the last row that used it.
+void check_distinct(
+    const Table& t, const std::vector<uint16_t>& ids, int64_t rows, int K, int L, int E) {
+    auto report = [&](int64_t row, uint16_t id) {
+        t.bad("topk_ids", "distinct experts within each token's top-k",
+              fmt::format("expert {} twice at token {}, layer index {}", id, row / L, row % L));
+    };
+    if (E <= 64) {
+        for (int64_t row = 0; row < rows; ++row) {
+            const uint16_t* p = ids.data() + row * K;
+            uint64_t seen = 0;
+            for (int k = 0; k < K; ++k) {
+                const uint64_t bit = uint64_t{1} << p[k];
+                if (seen & bit) report(row, p[k]);
+                seen |= bit;
+            }
+        }
+        return;
+    }
+    std::vector<int64_t> stamp(static_cast<size_t>(E), -1);
     for (int64_t row = 0; row < rows; ++row) {
         const uint16_t* p = ids.data() + row * K;
-        for (int a = 1; a < K; ++a)
-            for (int b = 0; b < a; ++b)
-                if (p[a] == p[b])
-                    t.bad("topk_ids", "distinct experts within each token's top-k",
-                          fmt::format("expert {} twice at token {}, layer index {}", p[a], row / L,
-                                      row % L));
+        for (int k = 0; k < K; ++k) {
+            if (stamp[p[k]] == row) report(row, p[k]);
+            stamp[p[k]] = row;
+        }
     }
 }
 
@@ -258,7 +275,7 @@ TableImportResult import_table(const std::string& npz_path,
         res.notes.push_back(fmt::format("num_experts absent: E = max id + 1 = {}", E));
     }
     if (K > E) t.bad("topk_ids", fmt::format("K <= E = {}", E), fmt::format("K = {}", K));
-    check_distinct(t, ids, T * L, K, L);
+    check_distinct(t, ids, T * L, K, L, E);
 
     std::vector<float> weights;
     if (t.has("topk_weights")) {
