@@ -120,8 +120,10 @@ public:
                 const T v = p[i];
                 int64_t x;
                 if constexpr (std::is_floating_point_v<T>) {
-                    if (!(v == std::trunc(v) && v >= static_cast<T>(lo) &&
-                          v <= static_cast<T>(hi))) {
+                    // In double, where every bound used here (< 2^53) is exact.
+                    const double d = static_cast<double>(v);
+                    if (!(d == std::trunc(d) && d >= static_cast<double>(lo) &&
+                          d <= static_cast<double>(hi))) {
                         bad_at = i, bad_value = fmt::format("{}", v);
                         break;
                     }
