@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <regex>
 
 #include "core/error.h"
 #include "io/npz.h"
@@ -22,6 +21,17 @@ std::string shape_text(const std::vector<int64_t>& shape) {
     for (size_t i = 0; i < shape.size(); ++i)
         s += (i ? ", " : "") + std::to_string(shape[i]);
     return s + "]";
+}
+
+// K from a counts key ending in "top<digits>" (counts_top8 -> 8), or 0. Parsed by hand: GCC 12's
+// <regex> trips -Wmaybe-uninitialized under the sanitizer build.
+int top_k_suffix(const std::string& key) {
+    size_t d = key.size();
+    while (d > 0 && key[d - 1] >= '0' && key[d - 1] <= '9')
+        --d;
+    if (d == key.size() || key.size() - d > 5 || d < 3 || key.compare(d - 3, 3, "top") != 0)
+        return 0;
+    return std::stoi(key.substr(d));
 }
 
 int64_t read_scalar(const io::NpzReader& z, const std::string& key, int64_t lo, int64_t hi) {
@@ -128,16 +138,14 @@ CountTable read_count_table(const std::string& path, const CountTableKeys& k) {
     }
 
     // K: the flag, the top_k key, or the counts key's "top<K>" suffix (counts_top8).
-    std::smatch m;
-    static const std::regex kTopSuffix("top([0-9]{1,5})$");
     if (k.top_k > 0) {
         t.K = k.top_k;
         t.keys["top_k"] = "--top-k";
     } else if (z.has("top_k")) {
         t.K = static_cast<int>(read_scalar(z, "top_k", 1, 65536));
         t.keys["top_k"] = "top_k";
-    } else if (std::regex_search(k.counts, m, kTopSuffix)) {
-        t.K = std::stoi(m[1].str());
+    } else if (top_k_suffix(k.counts) > 0) {
+        t.K = top_k_suffix(k.counts);
         t.keys["top_k"] = "suffix of " + k.counts;
         t.notes.push_back(fmt::format("K = {} from the key name '{}'", t.K, k.counts));
     } else {
