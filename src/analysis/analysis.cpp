@@ -14,6 +14,8 @@ namespace {
 using nlohmann::json;
 constexpr std::string_view kComponent = "analysis";
 
+}  // namespace
+
 json options_json(const AnalysisOptions& o) {
     json vo = nullptr;
     if (!o.vocab_overlap.languages.empty())
@@ -37,8 +39,6 @@ json options_json(const AnalysisOptions& o) {
             {"vocab_overlap", vo},
             {"drift", o.drift}};
 }
-
-}  // namespace
 
 void validate_options(const AnalysisOptions& o) {
     if (o.bootstrap < 0)
@@ -90,6 +90,7 @@ json definitions() {
         {"vocabulary_specialization", "per layer and expert: top token ids by slots routed to the expert, share_of_token = those slots / the token id's occurrences"},
         {"language_rate", "share of language a's tokens whose top-k set contains the expert (baseline K/E for uniform routing); language_share = rates normalised over languages"},
         {"routing_performance", "per recorded layer, correlation across (language, checkpoint) points of a per-language routing statistic with its held-out bits per byte (eval.json, checkpoints matched by label): distinctiveness = mean JSD (bits) to the other languages, entropy = routing entropy; pearson/spearman pooled over points, change_* = across languages of (last - first checkpoint) differences; within_spearman = mean over checkpoints of the Spearman correlation across languages within the checkpoint (free of the checkpoint effect); CIs by a cluster bootstrap over languages; correlational only"},
+        {"availability", "per statistic: available (bool) and the reason when it is not (options that disable it, or an input without the data it needs, e.g. a count table has no documents to resample)"},
         {"drift", "for two traces of identical tokens: overlap = mean over tokens of |S_from ∩ S_to| / K (top-k sets), p_from / p_to the language's expert distributions, change = p_to - p_from, jsd_bits = JSD(p_from, p_to); CIs by a paired bootstrap over documents"},
     };
     // clang-format on

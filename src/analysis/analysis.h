@@ -65,6 +65,9 @@ nlohmann::json analyze(const std::vector<LabeledTrace>& traces, const AnalysisOp
 // The section of one trace from its statistics (analyze() calls this per trace).
 nlohmann::json trace_report(const TraceStats& stats, const AnalysisOptions& options);
 
+// The options as written in the JSON's "options" object.
+nlohmann::json options_json(const AnalysisOptions& options);
+
 // Name -> one-line definition of every quantity in the JSON (docs/analysis.md has the long form).
 nlohmann::json definitions();
 

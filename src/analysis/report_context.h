@@ -14,6 +14,17 @@
 
 namespace polymoe::analysis {
 
+// Why statistics that need documents, passages or per-token data are absent for count tables.
+inline constexpr const char* kNoBootstrapReason =
+    "a count table has no documents to resample (only per-group totals)";
+inline constexpr const char* kNoPermutationReason =
+    "a count table has no documents whose group labels could be shuffled";
+inline constexpr const char* kNoSplitHalfReason = "a count table has no documents to split";
+inline constexpr const char* kNoPairedReason = "a count table has no parallel passages";
+inline constexpr const char* kNoCoactivationReason =
+    "a count table has no per-token top-k sets (which experts a token used together)";
+inline constexpr const char* kNoTokenIdsReason = "a count table has no token ids";
+
 // Everything the sections share: the statistics, options, metric layout and replicates.
 struct ReportContext {
     const TraceStats& st;
@@ -27,6 +38,7 @@ struct ReportContext {
     std::vector<std::string> skipped_reuse;
     std::string overlap_source;
     std::vector<double> overlap_full;  // [nL][nL] as used (given or from the trace)
+    int reuse_random = 0;              // random expert sets of the reuse baseline
 
     ReportContext(const TraceStats& s, const AnalysisOptions& opt, MetricSpec sp)
         : st(s), o(opt), spec(std::move(sp)), layout(spec) {}
@@ -52,10 +64,15 @@ struct ReportContext {
         for (const auto& p : perm)
             v.push_back(p.s[static_cast<size_t>(idx)]);
         const NullSummary ns = null_summary(v, point.s[static_cast<size_t>(idx)]);
-        return {{"null_mean", num(ns.mean)},
-                {"null_p95", num(ns.p95)},
-                {"p_value", num(ns.p_value)},
-                {"n_perm", ns.n}};
+        nlohmann::json out = {{"null_mean", num(ns.mean)},
+                              {"null_p95", num(ns.p95)},
+                              {"p_value", num(ns.p_value)},
+                              {"n_perm", ns.n}};
+        if (st.from_counts) {
+            out["available"] = false;
+            out["reason"] = kNoPermutationReason;
+        }
+        return out;
     }
     const std::string& code(int a) const { return st.languages[static_cast<size_t>(a)].code; }
 };

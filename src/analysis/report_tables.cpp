@@ -85,7 +85,10 @@ json coactivation_json(const ReportContext& c) {
                 {"lift_definition", "coactivation_lift"},
                 {"available", st.has_coactivation},
                 {"units", "share of unordered top-k pairs"}};
-    if (!st.has_coactivation) return out;
+    if (!st.has_coactivation) {
+        out["reason"] = st.from_counts ? kNoCoactivationReason : "disabled (coactivation = false)";
+        return out;
+    }
     const int E = st.E, K = st.K, R = st.R;
     const size_t RE = static_cast<size_t>(R) * E;
     const std::vector<double>& cnt = st.lang_sum(Estimator::kCounts);
@@ -173,7 +176,7 @@ json vocabulary_json(const ReportContext& c) {
             for (int a = 0; a < nL; ++a)
                 rate[static_cast<size_t>(a)] =
                     cnt[static_cast<size_t>(a) * RE + static_cast<size_t>(r) * E + e] /
-                    static_cast<double>(st.lang_tokens[static_cast<size_t>(a)]);
+                    c.tokens[static_cast<size_t>(a)];
             normalize(share, rate);
             experts.push_back({{"expert", e},
                                {"top_tokens", std::move(top)},

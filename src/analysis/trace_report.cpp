@@ -199,6 +199,13 @@ json languages_json(const TraceStats& st) {
              {"units", units[static_cast<size_t>(a)]},
              {"tokens", st.lang_tokens[static_cast<size_t>(a)]},
              {"distinct_token_ids", st.shared_vocab[static_cast<size_t>(a) * st.nL + a]}});
+        // A count table has no documents or token ids; its token count is an estimate.
+        if (st.from_counts) {
+            langs.back()["documents"] = nullptr;
+            langs.back()["units"] = nullptr;
+            langs.back()["distinct_token_ids"] = nullptr;
+            langs.back()["tokens"] = st.token_estimate[static_cast<size_t>(a)];
+        }
     }
     return langs;
 }
@@ -373,11 +380,16 @@ json paired_json(const ReportContext& c) {
                              {"layers", std::move(layers)}});
         }
     }
-    return {{"definition", "paired_jsd"},
-            {"units", "bits"},
-            {"estimator", estimator_name(c.o.estimator)},
-            {"enabled", c.o.paired},
-            {"pairs", std::move(pairs)}};
+    json out = {{"definition", "paired_jsd"},
+                {"units", "bits"},
+                {"estimator", estimator_name(c.o.estimator)},
+                {"enabled", c.o.paired},
+                {"pairs", std::move(pairs)}};
+    if (st.from_counts) {
+        out["available"] = false;
+        out["reason"] = kNoPairedReason;
+    }
+    return out;
 }
 
 json specialization_json(const ReportContext& c) {
@@ -478,7 +490,7 @@ json reuse_json(const ReportContext& c) {
     const int E = st.E, R = st.R, m = c.spec.reuse_m;
     const size_t RE = static_cast<size_t>(R) * E;
     // Random expert sets of size m (the same sets for every language and layer).
-    const int n_rand = c.o.permutations;  // 0: no random baseline (reported as null)
+    const int n_rand = c.reuse_random;  // 0: no random baseline (reported as null)
     std::vector<std::vector<int64_t>> sets(static_cast<size_t>(n_rand));
     for (int i = 0; i < n_rand; ++i) {
         std::vector<int64_t> v(static_cast<size_t>(E));
@@ -546,14 +558,48 @@ json reuse_json(const ReportContext& c) {
             {"languages", std::move(langs)}};
 }
 
+// Which statistics this section could compute, and why not where it could not.
+json availability_json(const TraceStats& st, const AnalysisOptions& o) {
+    auto item = [](bool ok, const std::string& why) {
+        return json{{"available", ok}, {"reason", ok ? json(nullptr) : json(why)}};
+    };
+    const bool cnt = st.from_counts;
+    return {
+        {"bootstrap_ci", item(!cnt && o.bootstrap > 0, cnt ? kNoBootstrapReason : "bootstrap = 0")},
+        {"permutation_null",
+         item(!cnt && o.permutations > 0, cnt ? kNoPermutationReason : "permutations = 0")},
+        {"split_half_jsd", item(!cnt && o.split_half_repeats > 0,
+                                cnt ? kNoSplitHalfReason : "split_half_repeats = 0")},
+        {"paired_jsd", item(!cnt && o.paired, cnt ? kNoPairedReason : "paired = false")},
+        {"coactivation",
+         item(st.has_coactivation, cnt ? kNoCoactivationReason : "coactivation = false")},
+        {"restricted_jsd", item(st.has_restricted, st.restricted_note)},
+        {"vocab_overlap", item(!cnt || !o.vocab_overlap.languages.empty(),
+                               std::string(kNoTokenIdsReason) + " (give the matrix with --stats)")},
+        {"top_tokens", item(!cnt && o.top_tokens > 0, cnt ? kNoTokenIdsReason : "top_tokens = 0")},
+        {"reuse_random", item(o.permutations > 0, "permutations = 0")},
+    };
+}
+
 }  // namespace
 
-json trace_report(const TraceStats& st, const AnalysisOptions& o) {
+json trace_report(const TraceStats& st, const AnalysisOptions& options) {
+    // A count table has one pseudo-unit per language: resampling, permuting or splitting units
+    // would be meaningless, so those are switched off here (and marked unavailable) whatever
+    // the options say; the reuse baseline draws random expert sets and still runs.
+    AnalysisOptions eff = options;
+    if (st.from_counts) {
+        eff.bootstrap = eff.permutations = eff.split_half_repeats = 0;
+        eff.paired = eff.coactivation = eff.restricted = false;
+        eff.top_tokens = 0;
+    }
+    const AnalysisOptions& o = eff;
     std::vector<std::string> skipped;
     std::vector<double> overlap_full;
     std::string overlap_source;
     MetricSpec spec = make_spec(st, o, &skipped, &overlap_full, &overlap_source);
     ReportContext c(st, o, std::move(spec));
+    c.reuse_random = options.permutations;
     c.skipped_reuse = std::move(skipped);
     c.overlap_full = std::move(overlap_full);
     c.overlap_source = std::move(overlap_source);
@@ -565,6 +611,7 @@ json trace_report(const TraceStats& st, const AnalysisOptions& o) {
                   "trace_report: statistics of estimator {}, options {}",
                   estimator_name(st.estimator), estimator_name(o.estimator));
     aggregate_units(c.mass, c.tokens, st, {}, {});
+    if (st.from_counts) c.tokens = st.token_estimate;
     for (int a = 0; a < st.nL; ++a)
         for (int r = 0; r < st.R; ++r) {
             double total = 0;
@@ -602,6 +649,18 @@ json trace_report(const TraceStats& st, const AnalysisOptions& o) {
                    {"distinct_token_ids", st.vocab_size},
                    {"n_boot", o.bootstrap},
                    {"n_perm", o.permutations}};
+    if (st.from_counts) {
+        double tokens = 0;
+        for (double v : st.token_estimate)
+            tokens += v;
+        for (const char* k : {"documents", "units", "distinct_token_ids"})
+            j["sample"][k] = nullptr;
+        j["sample"]["tokens"] = tokens;
+        j["sample"]["records"] = tokens * st.R;
+        j["sample"]["slots"] = tokens * st.R * st.K;
+    }
+    j["source"] = {{"kind", "trace"}};
+    j["availability"] = availability_json(st, options);
     j["distributions"] = distributions_json(c, tables);
     j["entropy"] = entropy_json(c, tables);
     j["jsd"] = jsd_json(c, tables, floor);

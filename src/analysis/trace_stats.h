@@ -69,6 +69,11 @@ struct TraceStats {
     std::vector<std::string> absent_languages;  // header languages without tokens
     std::string label, model, data;
     int64_t tokens = 0;
+    // Built from an aggregate count table (count_table.h), not a trace: one pseudo-unit per
+    // language, no documents, passages, token ids or per-token top-k sets; token_estimate[a] is
+    // the (possibly fractional) token count used in place of lang_tokens.
+    bool from_counts = false;
+    std::vector<double> token_estimate;
 
     std::vector<Unit> units;                       // in order of first appearance
     std::vector<int64_t> doc_ids;                  // compact doc -> trace document id

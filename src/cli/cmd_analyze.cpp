@@ -2,11 +2,13 @@
 // analysis::analyze (definitions and formulas in docs/analysis.md). Several --trace flags (e.g.
 // base, stage1, stage2 of the same held-out tokens) are analysed side by side, with drift between
 // consecutive traces. --stats takes prepare's stats.json so the script-vs-language correlation
-// uses the corpus vocabulary overlap instead of the trace's own.
+// uses the corpus vocabulary overlap instead of the trace's own. --counts FILE.npz analyses an
+// aggregate count table instead (analysis/count_table.h), in the same JSON schema.
 #include <filesystem>
 #include <fstream>
 
 #include "analysis/analysis.h"
+#include "analysis/count_table.h"
 #include "analysis/performance.h"
 #include "cli/common.h"
 #include "core/error.h"
@@ -21,7 +23,8 @@ namespace {
 
 struct AnalyzeCliOptions {
     std::vector<std::string> traces, labels;
-    std::string out, stats, eval, estimator = "counts";
+    std::string out, stats, eval, estimator = "counts", counts;
+    analysis::CountTableKeys keys;
     analysis::AnalysisOptions a;
     int threads = 0;
     bool no_drift = false;
@@ -49,14 +52,68 @@ analysis::VocabOverlap overlap_from_stats(const std::string& path) {
     }
 }
 
+void write_outputs(const std::string& out,
+                   const nlohmann::json& j,
+                   std::vector<std::string>* csv,
+                   std::string* csv_dir) {
+    if (fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path());
+    std::ofstream(out) << j.dump(1) << "\n";
+    *csv_dir = (fs::path(out).parent_path() / (fs::path(out).stem().string() + "_csv")).string();
+    *csv = analysis::write_csv_tables(j, *csv_dir);
+}
+
+void run_counts(const AnalyzeCliOptions& o, const Timer& timer) {
+    if (!o.labels.empty() && o.labels.size() != 1)
+        throw UsageError(fmt::format("[analyze] --labels: expected 1 label for --counts, found {}",
+                                     o.labels.size()));
+    analysis::CountTable t = analysis::read_count_table(o.counts, o.keys);
+    if (!o.labels.empty()) t.label = o.labels[0];
+    for (const auto& n : t.notes)
+        fmt::print(stderr, "analyze: note: {}\n", n);
+    const nlohmann::json j = analysis::analyze_counts(t, o.a);
+    std::vector<std::string> written;
+    std::string csv_dir;
+    write_outputs(o.out, j, &written, &csv_dir);
+    const double secs = timer.seconds();
+    fmt::print(stderr,
+               "analyze: count table {} ({} groups, {} layers, E {}, K {}) in {:.2f} s -> {} and "
+               "{} CSV tables in {}\n",
+               o.counts, t.names.size(), t.layers.size(), t.E, t.K, secs, o.out, written.size(),
+               csv_dir);
+    write_run_json(o.out + ".run.json", "analyze",
+                   {{"counts", o.counts},
+                    {"counts_key", o.keys.counts},
+                    {"names_key", o.keys.names},
+                    {"layers_key", o.keys.layers},
+                    {"top_k", o.keys.top_k},
+                    {"labels", o.labels},
+                    {"stats", o.stats},
+                    {"specific_threshold", o.a.specific_threshold},
+                    {"shared_factor", o.a.shared_factor},
+                    {"reuse_top_m", o.a.reuse_top_m},
+                    {"permutations", o.a.permutations},
+                    {"seed", o.a.seed}},
+                   {{"groups", t.names.size()}, {"seconds", secs}});
+}
+
 }  // namespace
 
 std::function<void()> register_analyze(CLI::App& app) {
     auto o = std::make_shared<AnalyzeCliOptions>();
     CLI::App* c = app.add_subcommand(
         "analyze", "expert distributions, JSD, specialisation, reuse and drift from traces");
-    c->add_option("--trace", o->traces, "routing trace (repeatable; order = checkpoint order)")
-        ->required();
+    c->add_option("--trace", o->traces, "routing trace (repeatable; order = checkpoint order)");
+    c->add_option("--counts", o->counts,
+                  "aggregate count table .npz (counts [n, L, E], names [n]) instead of traces");
+    c->add_option("--counts-key", o->keys.counts, "--counts: key of the [n, L, E] table")
+        ->capture_default_str();
+    c->add_option("--names-key", o->keys.names, "--counts: key of the [n] group names")
+        ->capture_default_str();
+    c->add_option("--layers-key", o->keys.layers, "--counts: key of the [L] layer numbers")
+        ->capture_default_str();
+    c->add_option("--top-k", o->keys.top_k,
+                  "--counts: K (default: the top_k key, or a top<K> suffix of the counts key)")
+        ->check(CLI::PositiveNumber);
     c->add_option("--labels", o->labels, "one label per --trace (default: the traces' labels)")
         ->delimiter(',');
     c->add_option("--stats", o->stats, "prepare's stats.json (vocabulary overlap)");
@@ -88,6 +145,11 @@ std::function<void()> register_analyze(CLI::App& app) {
     return [o] {
         apply_threads(o->threads);
         Timer timer;
+        if (o->traces.empty() == o->counts.empty())
+            throw UsageError(
+                fmt::format("[analyze] expected --trace FILE... or --counts FILE, "
+                            "found {}",
+                            o->traces.empty() ? "neither" : "both"));
         if (!o->labels.empty() && o->labels.size() != o->traces.size())
             throw UsageError(
                 fmt::format("[analyze] --labels: expected {} labels (one per "
@@ -97,6 +159,10 @@ std::function<void()> register_analyze(CLI::App& app) {
         o->a.drift = !o->no_drift;
         if (!o->stats.empty()) o->a.vocab_overlap = overlap_from_stats(o->stats);
         analysis::validate_options(o->a);
+        if (!o->counts.empty()) {
+            run_counts(*o, timer);
+            return;
+        }
         std::vector<trace::TraceFile> files;
         files.reserve(o->traces.size());
         int64_t records = 0;
@@ -124,12 +190,9 @@ std::function<void()> register_analyze(CLI::App& app) {
                 fmt::print(stderr, "analyze: routing-performance correlation unavailable: {}\n",
                            j["routing_performance"]["reason"].get<std::string>());
         }
-        if (fs::path(o->out).has_parent_path())
-            fs::create_directories(fs::path(o->out).parent_path());
-        std::ofstream(o->out) << j.dump(1) << "\n";
-        const std::string csv_dir =
-            (fs::path(o->out).parent_path() / (fs::path(o->out).stem().string() + "_csv")).string();
-        auto written = analysis::write_csv_tables(j, csv_dir);
+        std::vector<std::string> written;
+        std::string csv_dir;
+        write_outputs(o->out, j, &written, &csv_dir);
         const double secs = timer.seconds();
         fmt::print(stderr,
                    "analyze: {} (token, layer) records of {} traces in {:.2f} s -> {} and "

@@ -7,6 +7,7 @@
 
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -152,33 +153,54 @@ private:
     size_t pos_ = 0;
 };
 
+// Longest unicode string item accepted ('<U..', 4 bytes per character).
+constexpr int64_t kMaxUnicodeChars = int64_t{1} << 20;
+
 // Checks a descr from a file and returns it in canonical form ('|' for 1-byte types, '<'
-// otherwise), e.g. "<i1" -> "|i1", "=f4" -> "<f4".
-std::string canonical_descr(const std::string& descr, const std::string& path) {
-    if (descr.size() >= 2 && descr[0] == '>' && descr.substr(1) != "u1" &&
-        descr.substr(1) != "i1" && descr.substr(1) != "b1")
-        fail(kComponent,
-             "{}: descr: expected little-endian data ('<'), found big-endian '{}' "
-             "(save arr.astype(arr.dtype.newbyteorder('<')))",
-             path, descr);
+// otherwise), e.g. "<i1" -> "|i1", "=f4" -> "<f4", ">U3" -> "<U3"; *big_endian tells whether the
+// data is stored big-endian (then byteswap_items makes it little-endian).
+std::string canonical_descr(const std::string& descr, const std::string& path, bool* big_endian) {
     std::string_view t = descr;
-    if (!t.empty() && (t[0] == '<' || t[0] == '>' || t[0] == '|' || t[0] == '='))
-        t.remove_prefix(1);
+    const char order = t.empty() ? '\0' : t[0];
+    if (order == '<' || order == '>' || order == '|' || order == '=') t.remove_prefix(1);
     if (!t.empty() && t[0] == 'O')
-        fail(kComponent, "{}: descr: expected a numeric dtype, found an object array ('{}')", path,
-             descr);
+        fail(kComponent,
+             "{}: descr: expected a numeric or unicode dtype, found an object array ('{}'; "
+             "pickled Python objects are not read)",
+             path, descr);
+    if (t.size() >= 2 && t[0] == 'U') {
+        int64_t n = 0;
+        for (char ch : t.substr(1)) {
+            if (ch < '0' || ch > '9' || n > kMaxUnicodeChars)
+                fail(kComponent,
+                     "{}: descr: expected a unicode dtype '<U<n>' with n <= {}, found '{}'", path,
+                     kMaxUnicodeChars, descr);
+            n = n * 10 + (ch - '0');
+        }
+        if (n < 1 || n > kMaxUnicodeChars)
+            fail(kComponent,
+                 "{}: descr: expected a unicode dtype '<U<n>' with 1 <= n <= {}, found '{}'", path,
+                 kMaxUnicodeChars, descr);
+        *big_endian = order == '>';
+        return "<U" + std::to_string(n);
+    }
     constexpr std::string_view kKnown[] = {"i1", "i2", "i4", "i8", "u1", "u2",
                                            "u4", "u8", "f2", "f4", "f8", "b1"};
     for (std::string_view k : kKnown) {
-        if (t == k) return (k[1] == '1' ? "|" : "<") + std::string(k);
+        if (t == k) {
+            *big_endian = order == '>' && k[1] != '1';
+            return (k[1] == '1' ? "|" : "<") + std::string(k);
+        }
     }
     fail(kComponent,
-         "{}: descr: expected one of i1 i2 i4 i8 u1 u2 u4 u8 f2 f4 f8 b1 "
-         "(little-endian), found '{}'",
+         "{}: descr: expected one of i1 i2 i4 i8 u1 u2 u4 u8 f2 f4 f8 b1 U<n> (either byte "
+         "order), found '{}'",
          path, descr);
 }
 
+// Bytes per item of a canonical descr.
 int64_t item_size(const std::string& descr) {
+    if (descr.size() >= 3 && descr[1] == 'U') return 4 * std::stoll(descr.substr(2));
     POLYMOE_CHECK(descr.size() == 3 && descr[2] >= '1' && descr[2] <= '8',
                   "npy: unsupported descr '{}'", descr);
     return descr[2] - '0';
@@ -218,8 +240,50 @@ bool NpyArray::is_integer() const {
     return descr.size() >= 2 && (descr[1] == 'i' || descr[1] == 'u' || descr[1] == 'b');
 }
 
+bool NpyArray::is_float() const {
+    return descr.size() >= 2 && descr[1] == 'f';
+}
+
+bool NpyArray::is_unicode() const {
+    return descr.size() >= 2 && descr[1] == 'U';
+}
+
+int64_t NpyArray::item_size() const {
+    return io::item_size(descr);
+}
+
+std::string NpyArray::get_string(int64_t i) const {
+    POLYMOE_CHECK(is_unicode(), "npy: get_string on '{}'", descr);
+    const int64_t size = item_size();
+    POLYMOE_CHECK(i >= 0 && (i + 1) * size <= static_cast<int64_t>(bytes.size()),
+                  "npy: element {} out of range", i);
+    std::string out;
+    for (int64_t c = 0; c < size / 4; ++c) {
+        const uint32_t cp = load<uint32_t>(bytes.data() + i * size + 4 * c);
+        if (cp == 0) break;  // NumPy pads with NULs (and strips them on access)
+        if (cp < 0x80) {
+            out += static_cast<char>(cp);
+        } else if (cp < 0x800) {
+            out += static_cast<char>(0xC0 | (cp >> 6));
+            out += static_cast<char>(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            out += static_cast<char>(0xE0 | (cp >> 12));
+            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+            out += static_cast<char>(0x80 | (cp & 0x3F));
+        } else if (cp < 0x110000) {
+            out += static_cast<char>(0xF0 | (cp >> 18));
+            out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+            out += static_cast<char>(0x80 | (cp & 0x3F));
+        } else {
+            fail(kComponent, "element {}: expected a Unicode code point, found {:#x}", i, cp);
+        }
+    }
+    return out;
+}
+
 int64_t NpyArray::get_int(int64_t i) const {
-    const int64_t size = item_size(descr);
+    const int64_t size = io::item_size(descr);
     POLYMOE_DCHECK(i >= 0 && (i + 1) * size <= static_cast<int64_t>(bytes.size()),
                    "npy: element {} out of range", i);
     const uint8_t* p = bytes.data() + i * size;
@@ -256,7 +320,7 @@ int64_t NpyArray::get_int(int64_t i) const {
 }
 
 double NpyArray::get_double(int64_t i) const {
-    const int64_t size = item_size(descr);
+    const int64_t size = io::item_size(descr);
     POLYMOE_DCHECK(i >= 0 && (i + 1) * size <= static_cast<int64_t>(bytes.size()),
                    "npy: element {} out of range", i);
     const uint8_t* p = bytes.data() + i * size;
@@ -274,9 +338,8 @@ double NpyArray::get_double(int64_t i) const {
     return static_cast<double>(get_int(i));
 }
 
-NpyArray read_npy(const std::string& path) {
-    const std::string file = detail::read_file(path, kComponent);
-    if (file.size() < 10 || std::string_view(file).substr(0, 6) != kMagic)
+NpyHeader parse_npy_header(std::string_view file, const std::string& path) {
+    if (file.size() < 10 || file.substr(0, 6) != kMagic)
         fail(kComponent, "{}: magic: expected \\x93NUMPY (a .npy file), found {}", path,
              file.size() < 10 ? fmt::format("a file of {} bytes", file.size())
                               : std::string("other bytes"));
@@ -292,39 +355,82 @@ NpyArray read_npy(const std::string& path) {
     uint64_t header_len = major == 1 ? (u[8] | (u[9] << 8))
                                      : (uint64_t{u[8]} | uint64_t{u[9]} << 8 |
                                         uint64_t{u[10]} << 16 | uint64_t{u[11]} << 24);
+    // Checked before anything is allocated for it.
+    if (header_len > kMaxNpyHeaderBytes)
+        fail(kComponent, "{}: header length: expected at most {} bytes, found {}", path,
+             kMaxNpyHeaderBytes, header_len);
     if (header_len > file.size() - prefix)
         fail(kComponent,
              "{}: header length: expected at most {} (the file size minus {}), "
              "found {}",
              path, file.size() - prefix, prefix, header_len);
 
-    NpyArray a;
+    NpyHeader h;
     bool fortran_order = false;
     std::string descr;
-    HeaderParser(std::string_view(file).substr(prefix, header_len), path)
-        .parse(&descr, &fortran_order, &a.shape);
-    a.descr = canonical_descr(descr, path);
+    HeaderParser(file.substr(prefix, header_len), path).parse(&descr, &fortran_order, &h.shape);
+    h.descr = canonical_descr(descr, path, &h.big_endian);
     // Fortran and C order coincide when at most one dimension exceeds 1.
     int non_trivial = 0;
-    for (int64_t d : a.shape)
+    for (int64_t d : h.shape)
         non_trivial += d > 1;
     if (fortran_order && non_trivial > 1)
         fail(kComponent,
              "{}: fortran_order: expected False (C order), found True (save "
              "np.ascontiguousarray(arr) instead)",
              path);
-
-    const int64_t want = byte_size(a.shape, item_size(a.descr));
-    if (want < 0)
+    h.data_bytes = byte_size(h.shape, item_size(h.descr));
+    if (h.data_bytes < 0)
         fail(kComponent, "{}: shape {}: expected a byte size below 2^63, found an overflow", path,
-             shape_tuple(a.shape));
-    const size_t data_begin = prefix + header_len;
-    const size_t found = file.size() - data_begin;
-    if (static_cast<uint64_t>(want) != found)
+             shape_tuple(h.shape));
+    h.data_offset = prefix + header_len;
+    return h;
+}
+
+void byteswap_items(uint8_t* data, int64_t bytes, const std::string& descr) {
+    // Unicode items are arrays of 4-byte code points; numeric items swap as a whole.
+    const int64_t w = descr.size() >= 2 && descr[1] == 'U' ? 4 : item_size(descr);
+    if (w == 1) return;
+    for (int64_t o = 0; o + w <= bytes; o += w)
+        std::reverse(data + o, data + o + w);
+}
+
+NpyArray read_npy(const std::string& path) {
+    const std::string file = detail::read_file(path, kComponent);
+    const NpyHeader h = parse_npy_header(file, path);
+    const size_t found = file.size() - h.data_offset;
+    if (static_cast<uint64_t>(h.data_bytes) != found)
         fail(kComponent, "{}: data size: expected {} bytes (shape {} of '{}'), found {}", path,
-             want, shape_tuple(a.shape), a.descr, found);
-    a.bytes.assign(u + data_begin, u + file.size());
+             h.data_bytes, shape_tuple(h.shape), h.descr, found);
+    NpyArray a;
+    a.descr = h.descr;
+    a.shape = h.shape;
+    const auto* u = reinterpret_cast<const uint8_t*>(file.data());
+    a.bytes.assign(u + h.data_offset, u + file.size());
+    if (h.big_endian) byteswap_items(a.bytes.data(), h.data_bytes, a.descr);
     return a;
+}
+
+int64_t npy_data_bytes(const std::string& descr, const std::vector<int64_t>& shape) {
+    return byte_size(shape, item_size(descr));
+}
+
+std::string npy_header_bytes(const std::string& descr, const std::vector<int64_t>& shape) {
+    std::string header = fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}",
+                                     descr, shape_tuple(shape));
+    // Pad with spaces and end with '\n' so that the data starts at a multiple of 64 bytes, as
+    // NumPy does; version 2.0 (u32 length) only if the header does not fit a u16.
+    size_t prefix = 10;
+    size_t total = prefix + header.size() + 1;
+    if (total + 63 - prefix > 0xffff) prefix = 12, total = prefix + header.size() + 1;
+    header.append((64 - total % 64) % 64, ' ');
+    header += '\n';
+    std::string head(kMagic);
+    head += static_cast<char>(prefix == 10 ? 1 : 2);
+    head += '\0';
+    for (size_t i = 0; i < prefix - 8; ++i)
+        head += static_cast<char>(header.size() >> (8 * i));
+    return head + header;
 }
 
 void write_npy(const std::string& path,
@@ -342,22 +448,8 @@ void write_npy(const std::string& path,
     if (n > 0 && data == nullptr)
         fail(kComponent, "{}: data: expected a pointer to {} bytes, found null", path, n);
 
-    std::string header = fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}",
-                                     descr, shape_tuple(shape));
-    // Pad with spaces and end with '\n' so that the data starts at a multiple of 64 bytes, as
-    // NumPy does; version 2.0 (u32 length) only if the header does not fit a u16.
-    size_t prefix = 10;
-    size_t total = prefix + header.size() + 1;
-    if (total + 63 - prefix > 0xffff) prefix = 12, total = prefix + header.size() + 1;
-    header.append((64 - total % 64) % 64, ' ');
-    header += '\n';
-    std::string head(kMagic);
-    head += static_cast<char>(prefix == 10 ? 1 : 2);
-    head += '\0';
-    for (size_t i = 0; i < prefix - 8; ++i)
-        head += static_cast<char>(header.size() >> (8 * i));
-    const detail::Chunk chunks[] = {
-        {head.data(), head.size()}, {header.data(), header.size()}, {data, static_cast<size_t>(n)}};
+    const std::string head = npy_header_bytes(descr, shape);
+    const detail::Chunk chunks[] = {{head.data(), head.size()}, {data, static_cast<size_t>(n)}};
     detail::write_file_atomic(path, chunks, kComponent);
 }
 

@@ -1,7 +1,7 @@
 // Tests of the .npy reader and writer: round trips of the writable dtypes, the exact header our
 // writer produces (64-byte aligned, ending in '\n', as NumPy writes it), files assembled by hand
 // in versions 1.0/2.0/3.0 with every readable dtype, and the rejected cases (Fortran order,
-// big-endian, object and structured dtypes, size mismatches), each naming the file.
+// object and structured dtypes, size mismatches), each naming the file; big-endian data is swapped.
 #include "io/npy.h"
 
 #include <gtest/gtest.h>
@@ -183,12 +183,15 @@ TEST(Npy, RejectsFortranOrder) {
     EXPECT_EQ(read_npy(path).numel(), 3);
 }
 
-TEST(Npy, RejectsBigEndianObjectAndStructuredDtypes) {
+TEST(Npy, ReadsBigEndianAndRejectsObjectAndStructuredDtypes) {
     TempDir tmp;
     const std::string path = tmp.path("bad.npy");
+    // Big-endian data is swapped to little-endian on read (canonical descr '<i4').
     write_bytes(path, npy_file(1, "{'descr': '>i4', 'fortran_order': False, 'shape': (1,), }",
-                               std::string(4, '\0')));
-    EXPECT_TRUE(throws_error_with([&] { read_npy(path); }, {path, "big-endian", "'>i4'"}));
+                               std::string("\x01\x02\x03\x04", 4)));
+    const NpyArray be = read_npy(path);
+    EXPECT_EQ(be.descr, "<i4");
+    EXPECT_EQ(be.get_int(0), 0x01020304);
     write_bytes(path, npy_file(1, "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }",
                                std::string(8, '\0')));
     EXPECT_TRUE(throws_error_with([&] { read_npy(path); }, {path, "object array"}));
@@ -196,9 +199,13 @@ TEST(Npy, RejectsBigEndianObjectAndStructuredDtypes) {
                 npy_file(1, "{'descr': [('a', '<i4')], 'fortran_order': False, 'shape': (1,), }",
                          std::string(4, '\0')));
     EXPECT_TRUE(throws_error_with([&] { read_npy(path); }, {path, "structured"}));
+    write_bytes(path, npy_file(1, "{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }",
+                               std::string(8, '\0')));
+    EXPECT_TRUE(throws_error_with([&] { read_npy(path); }, {path, "descr", "'<c8'"}));
+    // Unicode arrays (NumPy '<U3': 3 UTF-32 code points per item) are read.
     write_bytes(path, npy_file(1, "{'descr': '<U3', 'fortran_order': False, 'shape': (1,), }",
-                               std::string(12, '\0')));
-    EXPECT_TRUE(throws_error_with([&] { read_npy(path); }, {path, "descr", "'<U3'"}));
+                               std::string("h\0\0\0\xe9\0\0\0\0\0\0\0", 12)));
+    EXPECT_EQ(read_npy(path).get_string(0), "h\xc3\xa9");
 }
 
 TEST(Npy, RejectsDataSizeMismatch) {

@@ -122,6 +122,11 @@ struct Study {
     std::vector<int> group;  // script group of each language
     std::vector<Trace> traces;
     bool emph(size_t i) const { return langs[i].stage == "2"; }
+    bool any_emph() const {
+        for (size_t i = 0; i < langs.size(); ++i)
+            if (emph(i)) return true;
+        return false;
+    }
     std::vector<bool> emph_all() const {
         std::vector<bool> e;
         for (size_t i = 0; i < langs.size(); ++i)
@@ -364,7 +369,8 @@ HeatmapSpec language_matrix_spec(const Study& s, const std::string& title) {
     h.row_labels = h.col_labels = s.codes();
     h.row_emph = h.col_emph = s.emph_all();
     h.row_groups = h.col_groups = s.group;
-    h.emph_legend = "Stage 2 (low-resource) language; white lines separate scripts";
+    if (s.any_emph())
+        h.emph_legend = "Stage 2 (low-resource) language; white lines separate scripts";
     return h;
 }
 
@@ -547,8 +553,9 @@ void expert_usage(const Study& s, Builder& b) {
         h.row_groups = s.group;
         for (int e = 0; e < t.E; ++e)
             h.col_labels.push_back(std::to_string(e));
-        h.cell = std::clamp(220.0 / t.E, 3.0, 12.0);
-        h.labels = h.cell >= 9;
+        // At least 7 px per expert so that language labels fit; 64 experts give two panels a row.
+        h.cell = std::clamp(330.0 / t.E, 7.0, 12.0);
+        h.labels = true;
         h.values_in_cells = false;
         h.columns = std::max(1, static_cast<int>(1150 / (t.E * h.cell + 60)));
         h.x_label = "expert";
@@ -556,7 +563,7 @@ void expert_usage(const Study& s, Builder& b) {
         h.vmin = 0;
         h.outline_legend = "language-specific expert";
         h.mark_legend = "expert shared by every language";
-        h.emph_legend = "Stage 2 language";
+        if (s.any_emph()) h.emph_legend = "Stage 2 language";
         std::vector<HeatmapPanel> panels;
         const size_t n = s.langs.size(), E = static_cast<size_t>(t.E);
         for (size_t r = 0; r < t.layers.size(); ++r) {
@@ -789,7 +796,7 @@ void drift(const JsonInput& analysis, const Study& s, Builder& b) {
         h.x_label = "layer";
         h.scale_label = "bits";
         h.vmin = 0;
-        h.emph_legend = "Stage 2 language";
+        if (s.any_emph()) h.emph_legend = "Stage 2 language";
         HeatmapPanel p;
         p.title = "JSD(" + from + ", " + to + ")";
         const size_t n = s.langs.size(), R = layers.size();
@@ -861,7 +868,7 @@ void ablation(const JsonInput& in, const Study& s, Builder& b) {
         h.y_label = "experts ablated (language)";
         h.x_label = "language evaluated";
         h.scale_label = "nats";
-        h.emph_legend = "Stage 2 language";
+        if (s.any_emph()) h.emph_legend = "Stage 2 language";
         HeatmapPanel pa, pr;
         pa.title = "selected experts";
         pr.title = "random experts (control)";
@@ -988,6 +995,15 @@ void evaluation(const JsonInput& in, const Study& s, Builder& b) {
 
 // ---- Findings ----
 
+// The analysis's own reason why a statistic is missing (count tables carry
+// traces[i].availability[name].reason), or `fallback`.
+std::string unavailable_reason(const Trace& t, const char* name, const std::string& fallback) {
+    if (!t.node.has("availability") || !t.node["availability"].has(name)) return fallback;
+    const Node a = t.node["availability"][name];
+    if (!a.has("reason") || a["reason"].is_null()) return fallback;
+    return a["reason"].str();
+}
+
 void jsd_findings(const Study& s, Builder& b) {
     for (const Trace& t : s.traces) {
         const size_t r = t.layers.size() - 1;
@@ -997,6 +1013,15 @@ void jsd_findings(const Study& s, Builder& b) {
         const Node mp = L["mean_permutation"];
         const double p95 = mp.is_null() ? kNoValue : mp["null_p95"].num();
         const bool c1 = m.above(floor), c2 = m.above(p95);
+        if (!std::isfinite(floor) && !std::isfinite(p95)) {
+            b.finding(fmt::format(
+                "{}: mean pairwise routing JSD at {} is {} bits; no baseline to compare it with "
+                "({}).",
+                t.label, layer_name(t.layers[r]), m.str(3),
+                unavailable_reason(t, "split_half_jsd",
+                                   "the analysis has no split-half floor or permutation null")));
+            continue;
+        }
         b.finding(fmt::format(
             "{}: mean pairwise routing JSD at {} is {} bits vs split-half floor {} and "
             "permutation-null 95th percentile {}; {}.",
@@ -1025,7 +1050,10 @@ void specialization_findings(const Study& s, Builder& b) {
         const Node sl = t.node["specialization"]["layers"];
         const Ci first = ci(sl[0]["nmi"]), last = ci(sl[t.layers.size() - 1]["nmi"]);
         std::string verdict =
-            d.above(0)   ? "later layers are more language-specific (interval above 0)"
+            !std::isfinite(d.lo)
+                ? "no interval to judge a trend (" +
+                      unavailable_reason(t, "bootstrap_ci", "no bootstrap in this analysis") + ")"
+            : d.above(0) ? "later layers are more language-specific (interval above 0)"
             : d.below(0) ? "later layers are less language-specific (interval below 0)"
                          : "no clear trend (interval includes 0)";
         b.finding(
@@ -1162,7 +1190,7 @@ std::string provenance(const ReportInputs& in, const Study& s) {
             "</td></tr>\n",
             html_escape(t.label), html_escape(t.node["model"].str()),
             html_escape(t.node["data"].str()), t.layers.size(), t.E, t.K,
-            smp["documents"].integer(), smp["tokens"].integer());
+            format_num(smp["documents"].num(), 0), format_num(smp["tokens"].num(), 0));
     }
     h += "</table>\n<p class=\"small\">Tables of every plotted number are in <code>tables/</code>, "
          "the figures as standalone SVG in <code>figures/</code>. Definitions of every statistic: "

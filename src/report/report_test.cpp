@@ -18,6 +18,7 @@
 #include <regex>
 #include <sstream>
 
+#include "analysis/count_table.h"
 #include "core/error.h"
 #include "report/charts.h"
 #include "report/svg.h"
@@ -287,6 +288,24 @@ TEST(Report, WritesHtmlFiguresAndTables) {
         }
         EXPECT_GT(rows, 0) << t.name;
     }
+}
+
+TEST(Report, RendersACountTableAnalysisAndSaysWhatIsUnavailable) {
+    // analyze --counts output (no documents: no intervals, floors or nulls) renders like any
+    // other analysis, and the findings give the analysis's reason instead of a verdict.
+    const auto table = analysis::read_count_table(
+        (fs::path(POLYMOE_SOURCE_DIR) / "tests/fixtures/npz/counts_basic.npz").string(), {});
+    ReportInputs in;
+    in.analysis = {"counts.json", analysis::analyze_counts(table, analysis::AnalysisOptions{})};
+    const RenderedReport r = render_report(in);
+    EXPECT_EQ(xml_error(r.html), "");
+    ASSERT_FALSE(r.figures.empty());
+    EXPECT_EQ(r.figures.front().name, "fig1_jsd_last_layer.svg");
+    ASSERT_GE(r.findings.size(), 2u);
+    EXPECT_NE(r.findings[0].find("no baseline to compare it with (a count table has no documents"),
+              std::string::npos)
+        << r.findings[0];
+    EXPECT_EQ(r.html.find("Stage 2 (low-resource)"), std::string::npos);  // no stages in a table
 }
 
 }  // namespace

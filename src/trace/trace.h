@@ -22,6 +22,10 @@ struct TraceHeader {
     std::vector<data::LanguageInfo> languages;  // indexed by TraceChunk::lang
     int64_t num_documents = 0;                  // document ids are 0 .. num_documents-1
     bool has_logits = false;
+    // Whether expert[..][0] is the top-1 expert (captured traces: always). Tables imported from
+    // elsewhere may hold unordered top-k sets (e.g. sorted by id); every analysis statistic
+    // treats a token's experts as a set, so this only informs readers.
+    bool rank_ordered = true;
     std::string model;  // source checkpoint (path as given)
     std::string label;  // e.g. "base", "stage1"; defaults to the checkpoint's directory name
     std::string data;   // data source (manifest or shard directory) and split

@@ -80,6 +80,8 @@ std::string header_json(const TraceHeader& h) {
                                 {"model", h.model},
                                 {"label", h.label},
                                 {"data", h.data}};
+    // Only written when false, so captured traces keep their exact header bytes.
+    if (!h.rank_ordered) j["rank_ordered"] = false;
     return j.dump();
 }
 
@@ -94,6 +96,7 @@ TraceHeader parse_header_json(const std::string& text, const std::string& origin
         h.model = j.at("model");
         h.label = j.at("label");
         h.data = j.at("data");
+        h.rank_ordered = j.value("rank_ordered", true);
     } catch (const nlohmann::json::exception& e) {
         fail("trace", "{}: header: expected the trace JSON header, found an error: {}", origin,
              e.what());

@@ -11,7 +11,8 @@
 //   28      4     u32 flags: bit 0 = router logits present
 //   32      32    reserved (0)
 //   64      …     JSON header {"layers": [model layer of each recorded layer], "languages":
-//                 [{code, name, script, family, stage, related}], "model", "label", "data"},
+//                 [{code, name, script, family, stage, related}], "model", "label", "data",
+//                 optional "rank_ordered": false},
 //                 zero-padded to a multiple of 64
 //   then chunks, back to back, each starting at a multiple of 8:
 //     u32 magic "CHNK", u32 n (tokens), u64 chunk_bytes (this whole chunk, head included)

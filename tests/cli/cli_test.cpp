@@ -276,6 +276,57 @@ TEST_F(Cli, PrepareTrainTraceOnTheEmbeddedCorpus) {
         << bad_iv.out;
 }
 
+TEST_F(Cli, TraceImportExportAndCountTables) {
+    const std::string npz = (kFixtures / "npz").string() + "/";
+    // Import a numpy table, export it, re-import the export: the traces are byte-identical.
+    Result r =
+        run("trace import --table " + npz + "table_int16_compressed.npz --out " + p("a.trace"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("12 tokens, 5 documents, 2 groups, 2 layers, K 2, E 5"), std::string::npos)
+        << r.out;
+    EXPECT_TRUE(fs::exists(p("a.trace.run.json")));
+    r = run("trace export --trace " + p("a.trace") + " --out " + p("a.npz") + " --compress");
+    ASSERT_EQ(r.code, 0) << r.out;
+    ASSERT_EQ(run("trace import --table " + p("a.npz") + " --out " + p("b.trace")).code, 0);
+    std::ifstream fa(p("a.trace"), std::ios::binary), fb(p("b.trace"), std::ios::binary);
+    EXPECT_TRUE(
+        std::equal(std::istreambuf_iterator<char>(fa), {}, std::istreambuf_iterator<char>(fb), {}));
+    // A table without doc says each token is its own document.
+    r = run("trace import --table " + npz + "table_minimal.npz --out " + p("m.trace"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("each token is its own document"), std::string::npos) << r.out;
+    ASSERT_EQ(run("analyze --trace " + p("a.trace") + " --bootstrap 5 --permutations 5 --out " +
+                  p("an/a.json"))
+                  .code,
+              0);
+    // Count table: analysed in the trace schema, unavailable statistics said so.
+    r = run("analyze --counts " + npz + "counts_basic.npz --out " + p("an/c.json"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    std::ifstream cf(p("an/c.json"));
+    const auto j = nlohmann::json::parse(cf);
+    EXPECT_EQ(j["traces"][0]["source"]["kind"], "counts");
+    EXPECT_EQ(j["traces"][0]["layers"], nlohmann::json({3, 7}));
+    EXPECT_EQ(j["traces"][0]["availability"]["bootstrap_ci"]["available"], false);
+    // Errors: bad tables exit 1 naming file and key; --trace and --counts together exit 2.
+    r = run("trace import --table " + npz + "bad_duplicate_ids.npz --out " + p("x.trace"));
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_NE(r.out.find("bad_duplicate_ids.npz: key 'topk_ids'"), std::string::npos) << r.out;
+    r = run("analyze --counts " + npz + "counts_basic.npz --counts-key nope --out " + p("x.json"));
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_NE(r.out.find("'nope'"), std::string::npos) << r.out;
+    EXPECT_EQ(run("analyze --counts x.npz --trace y.trace --out " + p("x.json")).code, 2);
+    EXPECT_EQ(run("trace --out " + p("x.trace")).code, 2);  // recording needs --model, --data
+    const std::string olmoe = "/work/shared/real-routing/olmoe_domains_routing.npz";
+    if (fs::exists(olmoe)) {
+        r = run("analyze --counts " + olmoe +
+                " --counts-key counts_top8 --names-key counts_names --layers-key counts_layers "
+                "--out " +
+                p("an/olmoe.json"));
+        EXPECT_EQ(r.code, 0) << r.out;
+        EXPECT_EQ(run("trace import --table " + olmoe + " --out " + p("olmoe.trace")).code, 0);
+    }
+}
+
 TEST_F(Cli, BadInputsNameTheProblem) {
     ASSERT_EQ(run("init --preset micro --out " + p("m")).code, 0);
     write("tokens.txt", "1 2 3\n");
