@@ -2,9 +2,9 @@
 #include "train/param_pattern.h"
 
 #include <fnmatch.h>
+#include <regex.h>
 
 #include <algorithm>
-#include <regex>
 
 #include "core/error.h"
 
@@ -115,15 +115,19 @@ int64_t match_term(const model::ParamTable& table,
     std::fill(hit.begin(), hit.end(), 0);
     const auto& params = table.params();
     if (term.rfind("re:", 0) == 0) {
-        std::regex re;
-        try {
-            re = std::regex(term.substr(3), std::regex::ECMAScript);
-        } catch (const std::regex_error& e) {
-            fail("train", "{} '{}': term '{}': expected a valid regular expression, found: {}",
-                 flag, pattern, term, e.what());
+        // POSIX extended regex (regcomp), anchored so it must match the whole name.
+        regex_t re;
+        const std::string expr = "^(" + term.substr(3) + ")$";
+        if (const int err = regcomp(&re, expr.c_str(), REG_EXTENDED | REG_NOSUB); err != 0) {
+            char msg[256];
+            regerror(err, &re, msg, sizeof msg);
+            fail("train",
+                 "{} '{}': term '{}': expected a POSIX extended regular expression, found: {}",
+                 flag, pattern, term, msg);
         }
         for (size_t i = 0; i < params.size(); ++i)
-            hit[i] = std::regex_match(params[i].name, re);
+            hit[i] = regexec(&re, params[i].name.c_str(), 0, nullptr, 0) == 0;
+        regfree(&re);
     } else {
         std::vector<std::string> globs;
         const bool plain_word =

@@ -5,7 +5,7 @@
 //   GLOB        shell glob over the whole name: * any run of characters (dots included), ? one
 //               character, [2-5] a character class, {a,b,c} alternatives, {12..15} a numeric
 //               range (braces expand before matching; commas inside braces do not split terms)
-//   re:REGEX    ECMAScript regular expression matched against the whole name
+//   re:REGEX    POSIX extended regular expression matched against the whole name
 //   GROUP       all, routers (*.mlp.gate.weight), experts (*.mlp.experts.*), attention
 //               (*.self_attn.*, q/k norms included), norms (*norm*), embeddings
 //               (model.embed_tokens.weight and lm_head.weight)
