@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <ostream>
 
 #include "golden/compare.h"
 #include "io/npy.h"
@@ -38,6 +39,11 @@ struct TrajectoryRun {
     double final_tol;
     bool negative_control;
 };
+
+// Names the run in test listings (instead of gtest's byte dump).
+void PrintTo(const TrajectoryRun& r, std::ostream* os) {
+    *os << r.name;
+}
 
 struct TrainRun {
     std::vector<train::StepLog> logs;
