@@ -10,6 +10,7 @@ the median step time. Run with Debian's python:
 """
 import argparse
 import json
+import resource
 import statistics
 import time
 
@@ -95,7 +96,8 @@ def main():
     print(json.dumps({"bench": "train", "impl": f"pytorch {torch.__version__}", "L": a.layers,
                       "H": H, "E": E, "K": a.topk, "I": I, "V": a.vocab, "B": a.batch,
                       "S": a.seq, "dtype": "f32", "threads": a.threads, "steps": a.steps,
-                      "median_s": med, "tokens_per_s": a.batch * a.seq / med}))
+                      "median_s": med, "tokens_per_s": a.batch * a.seq / med,
+                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
 if __name__ == "__main__":

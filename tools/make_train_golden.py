@@ -1,12 +1,19 @@
 #!/usr/bin/python3
-"""Training-trajectory golden for polymoe's trainer: 5 float64 AdamW steps on micro.
+"""Training-trajectory goldens for polymoe's trainer: 5 float64 AdamW steps, micro and tiny.
 
     /usr/bin/python3 tools/make_train_golden.py --fixtures tests/fixtures
 
-Starts from tests/fixtures/micro/model.safetensors (widened to float64) and trains on the fixed
-batch micro/tokens.npy (no mask) with objective `olmoe` = ce + megablocks_lb + megablocks_z
-(DESIGN.md "Exact loss definitions"), using the graph of tools/olmoe_reference.py exactly as
-tools/make_grad_goldens.py does (its forward_graph / objectives are imported). Step t = 1..STEPS:
+Runs (case, objective -> file):
+  micro olmoe -> micro/train_trajectory.safetensors
+  micro hf    -> micro/train_trajectory_hf.safetensors
+  tiny  olmoe -> tiny/train_trajectory.safetensors
+  tiny  hf    -> tiny/train_trajectory_hf.safetensors
+micro starts from tests/fixtures/micro/model.safetensors (widened to float64); tiny from
+`polymoe init --preset tiny --seed 7` (tools/polymoe_rng.py init_params, bit-exact). Each trains
+on the case's fixed batch tokens.npy (no mask) with objective `olmoe` = ce + megablocks_lb +
+megablocks_z or `hf` = ce + router_aux_loss_coef * aux (DESIGN.md "Exact loss definitions"),
+using the graph of tools/olmoe_reference.py exactly as tools/make_grad_goldens.py does (its
+forward_graph / objectives are imported). Step t = 1..STEPS:
   1. forward on the current parameters, objective, backward; the pad_token_id row of the
      embedding gradient is zeroed (HF padding_idx); parameters with no gradient (an expert no
      token is routed to) get a zero gradient, so AdamW still decays them;
@@ -17,13 +24,15 @@ tools/make_grad_goldens.py does (its forward_graph / objectives are imported). S
      parameters with param_group['lr'] = lr_t, where (peak 1e-2, warmup 2, steps 5,
      lr_min = 0.1 * peak) lr_t = peak * t / warmup for t <= warmup, else
      lr_min + (peak - lr_min) * (1 + cos(pi * (t - warmup - 1) / (steps - warmup))) / 2.
-Writes micro/train_trajectory.safetensors (F64): `lr`, `loss` (objective before the update),
-`ce`, `aux`, `z`, `megablocks_lb`, `megablocks_z`, `grad_norm` (each [STEPS]), then
-`final.<HF name>` for every parameter after the last step (model.safetensors order).
-Checks: step 1's losses equal micro/golden.safetensors and step 1's (unclipped) gradients equal
-grad.olmoe.* of micro/grads.safetensors (< 1e-12). Deterministic (one torch thread): two runs
-give identical bytes. Also adds the file to <fixtures>/SHA256SUMS and re-hashes every listed
-file (existing order and format; --no-sums skips this).
+Each file (F64): `lr`, `loss` (objective before the update), `ce`, `aux`, `z`, `megablocks_lb`,
+`megablocks_z`, `grad_norm` (each [STEPS]), then `final.<HF name>` after the last step: every
+parameter for micro (model.safetensors order); for tiny (33M parameters) only the routers, the
+norms, model.layers.0.self_attn.q_proj.weight and layer 3's expert 0 (1.4 MB instead of 265 MB).
+Checks: step 1's losses equal <case>/golden.safetensors (< 1e-12 for micro's F64 golden, 1e-6
+relative for tiny's F32 one) and, for micro, step 1's (unclipped) gradients equal
+grad.<objective>.* of micro/grads.safetensors (< 1e-12). Deterministic (one torch thread): two
+runs give identical bytes. Also adds the files to <fixtures>/SHA256SUMS and re-hashes every
+listed file (existing order and format; --no-sums skips this).
 """
 import argparse
 import json
@@ -35,11 +44,15 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import polymoe_rng as rng  # noqa: E402
 import safetensors_py as st  # noqa: E402
 from make_grad_goldens import GOLDEN_LOSSES, add_to_sums, forward_graph, objectives  # noqa: E402
 
-CASE = "micro"
-OUT_NAME = "train_trajectory.safetensors"
+RUNS = [("micro", "olmoe", "train_trajectory.safetensors"),
+        ("micro", "hf", "train_trajectory_hf.safetensors"),
+        ("tiny", "olmoe", "train_trajectory.safetensors"),
+        ("tiny", "hf", "train_trajectory_hf.safetensors")]
+TINY_INIT_SEED = 7  # as tools/make_fixtures.py: `polymoe init --preset tiny --seed 7`
 STEPS, WARMUP, PEAK_LR = 5, 2, 1e-2
 LR_MIN = 0.1 * PEAK_LR
 BETAS, ADAM_EPS, WEIGHT_DECAY = (0.9, 0.95), 1e-8, 0.1
@@ -55,16 +68,27 @@ def lr_at(t):
         1 + math.cos(math.pi * (t - WARMUP - 1) / (STEPS - WARMUP))) / 2
 
 
-def train(fixtures, log):
-    d = os.path.join(fixtures, CASE)
+def tiny_final(name):
+    """The tiny parameters whose final values are stored (all would be 265 MB)."""
+    return (name.endswith("mlp.gate.weight") or "norm" in name
+            or name == "model.layers.0.self_attn.q_proj.weight"
+            or name.startswith("model.layers.3.mlp.experts.0."))
+
+
+def train(fixtures, case, objective, out_name, log):
+    d = os.path.join(fixtures, case)
     with open(os.path.join(d, "config.json")) as f:
         config = json.load(f)
     assert not config.get("tie_word_embeddings", False)  # pad-row rule assumes untied
-    weights, _ = st.load_file(os.path.join(d, "model.safetensors"))
-    names = list(weights)  # file order (by data offset)
+    if case == "tiny":
+        weights = rng.init_params(config, TINY_INIT_SEED)
+        grads_golden = None
+    else:
+        weights, _ = st.load_file(os.path.join(d, "model.safetensors"))
+        grads_golden, _ = st.load_file(os.path.join(d, "grads.safetensors"))
+    names = list(weights)  # file (micro) or parameter-table (tiny) order
     ids = np.load(os.path.join(d, "tokens.npy"))
     golden, _ = st.load_file(os.path.join(d, "golden.safetensors"))
-    grads_golden, _ = st.load_file(os.path.join(d, "grads.safetensors"))
     pad = int(config["pad_token_id"])
     coef = float(config["router_aux_loss_coef"])
 
@@ -79,7 +103,7 @@ def train(fixtures, log):
         opt.zero_grad(set_to_none=True)
         out = forward_graph(params, config, ids, None)
         losses = {k: out["loss." + k] for k in GOLDEN_LOSSES}
-        loss = objectives(losses, coef)["olmoe"]
+        loss = objectives(losses, coef)[objective]
         loss.backward()
         with torch.no_grad():
             for k in names:
@@ -89,11 +113,13 @@ def train(fixtures, log):
             params["model.embed_tokens.weight"].grad[pad].zero_()
             if t == 1:
                 for k in GOLDEN_LOSSES:
-                    diff = abs(float(losses[k]) - float(golden["loss." + k][0]))
-                    assert diff < CHECK_TOL, ("step-1 loss vs golden", k, diff)
-                for k in names:
+                    ref_loss = float(golden["loss." + k][0])
+                    diff = abs(float(losses[k]) - ref_loss)
+                    tol = CHECK_TOL if grads_golden is not None else 1e-6 * abs(ref_loss)
+                    assert diff <= tol, ("step-1 loss vs golden", k, diff)
+                for k in names if grads_golden is not None else []:
                     diff = float(np.max(np.abs(params[k].grad.numpy()
-                                               - grads_golden["grad.olmoe." + k])))
+                                               - grads_golden[f"grad.{objective}.{k}"])))
                     assert diff < CHECK_TOL, ("step-1 grad vs grads.safetensors", k, diff)
             grad_norm = math.sqrt(sum(float((p.grad * p.grad).sum()) for p in plist))
             torch_norm = float(torch.norm(torch.stack([torch.norm(p.grad, 2) for p in plist]), 2))
@@ -118,8 +144,9 @@ def train(fixtures, log):
 
     res = {k: np.array(v, dtype=np.float64) for k, v in rec.items()}
     for k in names:
-        res["final." + k] = params[k].detach().numpy().astype(np.float64).copy()
-    path = os.path.join(d, OUT_NAME)
+        if case != "tiny" or tiny_final(k):
+            res["final." + k] = params[k].detach().numpy().astype(np.float64).copy()
+    path = os.path.join(d, out_name)
     st.save_file(res, path)
     return path
 
@@ -130,10 +157,12 @@ def main():
     ap.add_argument("--no-sums", action="store_true", help="do not rewrite SHA256SUMS")
     args = ap.parse_args()
     torch.set_num_threads(1)  # fixed reduction order: the same bytes on every run
-    path = train(args.fixtures, lambda s: print(s, flush=True))
+    for case, objective, out_name in RUNS:
+        print(f"{case} {objective}:", flush=True)
+        path = train(args.fixtures, case, objective, out_name, lambda s: print(s, flush=True))
+        print(f"wrote {path} ({os.path.getsize(path)} bytes)", flush=True)
     if not args.no_sums:
-        add_to_sums(args.fixtures, [f"{CASE}/{OUT_NAME}"])
-    print(f"wrote {path} ({os.path.getsize(path)} bytes)")
+        add_to_sums(args.fixtures, [f"{case}/{name}" for case, _, name in RUNS])
 
 
 if __name__ == "__main__":

@@ -4,19 +4,27 @@
 // --config stage.yaml supplies any long option (the command line wins). --resume step-N
 // continues a run exactly (weights, AdamW moments, schedule, loader position); the log keeps its
 // lines up to that step and appends, so a crash loses at most the steps since the last save.
+// --trainable PATTERN trains a subset (train/param_pattern.h); --eval-interval N adds held-out
+// per-language CE lines ({"event": "eval", ...}) to the log, scored by the eval stage, which the
+// trainer reaches only through a callback.
 #include <fnmatch.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "cli/common.h"
 #include "core/error.h"
+#include "core/resources.h"
 #include "core/timer.h"
 #include "data/manifest.h"
 #include "data/prepare.h"
 #include "data/stage_config.h"
+#include "eval/eval.h"
+#include "tokenizer/tokenizer.h"
 #include "train/data_source.h"
+#include "train/param_pattern.h"
 #include "train/trainer.h"
 
 namespace polymoe::cli {
@@ -26,10 +34,11 @@ namespace fs = std::filesystem;
 namespace {
 
 struct TrainOptions {
-    std::string config, model, out, tokens, data, prepared, mask, log, resume;
+    std::string config, model, out, tokens, data, prepared, mask, log, resume, trainable;
     std::string schedule = "cosine", objective = "olmoe", dtype, mixture = "temperature";
     std::vector<std::string> stages, replay_stages, no_decay;
     int64_t steps = 1, warmup = 0, save_every = 0, keep = 0, batch = 0, seq = 0;
+    int64_t eval_interval = 0, eval_tokens = 2048;
     uint64_t seed = 0;
     double lr = 4e-4, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1, grad_clip = 1.0;
     double replay = 0.0, temperature = 3.0, max_epochs = 0.0;
@@ -49,7 +58,9 @@ void apply_config(CLI::App* c, const std::string& path) {
     static const char* kPathKeys[] = {"model",          "out", "tokens", "data", "prepared",
                                       "attention-mask", "log", "resume"};
     const fs::path base = fs::path(path).parent_path();
-    for (const auto& e : data::load_stage_config(path)) {
+    for (auto e : data::load_stage_config(path)) {
+        // eval_interval and eval-interval both name --eval-interval (OLMo configs use '_').
+        std::replace(e.key.begin(), e.key.end(), '_', '-');
         CLI::Option* opt = c->get_option_no_throw("--" + e.key);
         if (!opt || e.key == "config" || e.key == "help")
             fail("config", "{}:{}: unknown key \"{}\" (expected a long option of polymoe train)",
@@ -154,7 +165,25 @@ std::function<void()> register_train(CLI::App& app) {
     c->add_option("--dtype", o->dtype, "dtype of written checkpoints (default: the input's)")
         ->check(CLI::IsMember({"f32", "bf16"}));
     c->add_option("--resume", o->resume, "continue from OUT/step-N (a checkpoint of this run)");
-    c->add_option("--log", o->log, "JSONL log, one object per step (default OUT/log.jsonl)");
+    c->add_option("--log", o->log,
+                  "JSONL log, one object per step, plus {\"event\": \"eval\"} lines "
+                  "(default OUT/log.jsonl)");
+    c->add_option("--trainable", o->trainable,
+                  "train only these parameters; the others are frozen (no gradient, no optimizer "
+                  "state, unchanged). Comma-separated terms over HF names: globs (* also matches "
+                  "dots, ?, [2-5], {a,b}, {12..15}), re:REGEX, groups (all, routers, experts, "
+                  "attention, norms, embeddings), !TERM to exclude. Examples: routers; "
+                  "'model.layers.{12..15}.*'; 'model.layers.*.mlp.experts.{3,7}.*'; "
+                  "'all,!embeddings'. A term matching nothing is an error (default: all)");
+    c->add_option("--eval-interval", o->eval_interval,
+                  "every N steps (and at step 0 and the last), log per-language CE on the "
+                  "held-out split of --data (0 = never)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+    c->add_option("--eval-tokens", o->eval_tokens,
+                  "held-out tokens scored per language at each evaluation")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
     add_threads_option(c, &o->threads);
     return [o, c] {
         if (!o->config.empty()) apply_config(c, o->config);
@@ -163,6 +192,10 @@ std::function<void()> register_train(CLI::App& app) {
         if (o->out.empty()) throw UsageError("[train] --out: expected a directory, found none");
         if (o->tokens.empty() == o->data.empty())
             throw UsageError("[train] expected exactly one of --tokens or --data");
+        if (o->eval_interval > 0 && o->data.empty())
+            throw UsageError(
+                "[train] --eval-interval: expected --data (held-out shards to score), found "
+                "--tokens");
         apply_threads(o->threads);
         Timer timer;
         int64_t resume_step = 0;
@@ -170,6 +203,7 @@ std::function<void()> register_train(CLI::App& app) {
         model::OlmoeWeights w = model::load_checkpoint(o->resume.empty() ? o->model : o->resume);
         std::unique_ptr<train::BatchSource> source;
         nlohmann::json data_info;
+        std::string eval_dir;
         if (!o->tokens.empty()) {
             TokenMatrix ids = read_token_matrix(o->tokens, "--tokens", 0, w.config.vocab_size);
             if ((o->batch && o->batch != ids.B) || (o->seq && o->seq != ids.S))
@@ -203,6 +237,7 @@ std::function<void()> register_train(CLI::App& app) {
                 p[src->loader().languages()[i].code] = src->loader().probabilities()[i];
             data_info = {{"prepared", spec.dir}, {"probabilities", p}};
             source = std::move(src);
+            eval_dir = spec.dir;
         }
         train::TrainConfig cfg;
         cfg.adam = {o->lr, o->beta1, o->beta2, o->eps, o->weight_decay};
@@ -216,6 +251,49 @@ std::function<void()> register_train(CLI::App& app) {
         cfg.out = o->out;
         cfg.dtype =
             o->dtype.empty() ? w.source_dtype : (o->dtype == "bf16" ? DType::BF16 : DType::F32);
+        cfg.trainable = o->trainable;
+        int64_t trainable_tensors = static_cast<int64_t>(w.table.params().size());
+        int64_t trainable_elements = w.table.total();
+        if (!o->trainable.empty()) {
+            const train::ParamSelection sel =
+                train::select_params(w.table, o->trainable, "--trainable");
+            trainable_tensors = sel.tensors;
+            trainable_elements = sel.elements;
+            fmt::print(
+                stderr,
+                "train: --trainable '{}': {} of {} tensors, {} of {} parameters ({:.3g}%)\n",
+                o->trainable, sel.tensors, w.table.params().size(), sel.elements, w.table.total(),
+                100.0 * static_cast<double>(sel.elements) / static_cast<double>(w.table.total()));
+        }
+        std::unique_ptr<tokenizer::Tokenizer> tok;
+        if (o->eval_interval > 0) {
+            tok = std::make_unique<tokenizer::Tokenizer>(
+                tokenizer::Tokenizer::from_file(tokenizer::default_tokenizer_path()));
+            eval::EvalOptions eo;
+            eo.batch = std::max<int64_t>(8, source->batch());  // fewer, fuller forwards
+            eo.seq = std::max<int64_t>(2, source->seq());
+            eo.max_tokens = o->eval_tokens;
+            eo.bootstrap = 0;
+            cfg.eval_interval = o->eval_interval;
+            cfg.evaluate = [eo, &tok, eval_dir](const model::OlmoeWeights& weights) {
+                nlohmann::ordered_json ce = nlohmann::ordered_json::object(), bpb = ce, n = ce;
+                double loss = 0, tokens = 0;
+                for (const auto& [code, docs] :
+                     eval::score_documents(weights, *tok, eval_dir, eo)) {
+                    const auto s = eval::summarize(docs, 0, 0);
+                    ce[code] = s["ce_nats"]["value"];
+                    bpb[code] = s["bits_per_byte"]["value"];
+                    n[code] = s["tokens"];
+                    for (const auto& d : docs)
+                        loss += d.loss_nats, tokens += static_cast<double>(d.tokens);
+                }
+                return nlohmann::ordered_json{{"split", eo.split},
+                                              {"ce", tokens > 0 ? loss / tokens : 0.0},
+                                              {"ce_by_language", ce},
+                                              {"bits_per_byte_by_language", bpb},
+                                              {"tokens_by_language", n}};
+            };
+        }
         std::vector<std::string> excluded;
         if (!o->no_decay.empty()) {
             cfg.decay.assign(w.slab.size(), 1);
@@ -259,15 +337,30 @@ std::function<void()> register_train(CLI::App& app) {
                         {"save_every", o->save_every},
                         {"keep", o->keep},
                         {"resume", o->resume},
+                        {"trainable", o->trainable},
+                        {"eval_interval", o->eval_interval},
+                        {"eval_tokens", o->eval_tokens},
                         {"log", log_path}},
                        {{"model_config", w.config.to_json()},
                         {"shape", {{"B", source->batch()}, {"S", source->seq()}}},
                         {"data", data_info},
-                        {"no_decay_params", excluded.size()}});
+                        {"no_decay_params", excluded.size()},
+                        {"trainable_tensors", trainable_tensors},
+                        {"trainable_parameters", trainable_elements}});
         if (resume_step > 0) truncate_log(log_path, resume_step);
         std::ofstream log(log_path, resume_step > 0 ? std::ios::app : std::ios::trunc);
         if (!log) fail("train", "--log {}: cannot open for writing", log_path);
         double tokens = 0, seconds = 0;
+        cfg.on_eval = [&](const std::string& line) {
+            log << line << "\n" << std::flush;
+            const auto j = nlohmann::json::parse(line);
+            std::string per;
+            for (const auto& [code, ce] : j["ce_by_language"].items())
+                per += fmt::format(" {} {:.3f}", code, ce.get<double>());
+            fmt::print(stderr, "eval step {}: held-out ce {:.4f} ({}) in {:.1f} s\n",
+                       j["step"].get<int64_t>(), j["ce"].get<double>(),
+                       per.empty() ? "none" : per.substr(1), j["seconds"].get<double>());
+        };
         train::train(
             w, *source, cfg,
             [&](const train::StepLog& s) {
@@ -279,8 +372,10 @@ std::function<void()> register_train(CLI::App& app) {
                            static_cast<double>(s.tokens) / s.seconds);
             },
             o->resume);
-        fmt::print(stderr, "train: wrote {}/final in {:.1f} s ({:.0f} tokens/s in steps)\n", o->out,
-                   timer.seconds(), seconds > 0 ? tokens / seconds : 0.0);
+        fmt::print(stderr,
+                   "train: wrote {}/final in {:.1f} s ({:.0f} tokens/s in steps), peak RSS {:.1f} "
+                   "MiB\n",
+                   o->out, timer.seconds(), seconds > 0 ? tokens / seconds : 0.0, peak_rss_mib());
     };
 }
 

@@ -12,6 +12,7 @@
 
 #include "core/check.h"
 #include "core/error.h"
+#include "core/fault.h"
 #include "io/file_util.h"
 
 namespace polymoe::io {
@@ -132,6 +133,7 @@ void install(const std::string& tmp, const std::string& out, bool replace) {
     if (::rename(out.c_str(), old.c_str()) != 0)
         fail(kComponent, "{}: cannot move the existing checkpoint to {}: {}", out, old,
              detail::errno_message(errno));
+    fault_point("checkpoint", "existing checkpoint moved away, new one not yet renamed");
     if (::rename(tmp.c_str(), out.c_str()) != 0) {
         int err = errno;
         ::rename(old.c_str(), out.c_str());
@@ -284,12 +286,16 @@ void write_hf_checkpoint(const std::string& dir,
         fail(kComponent, "{}: cannot create directory: {}", tmp,
              ec ? ec.message() : std::string("it already exists"));
     try {
+        fault_point("checkpoint", "temporary directory created");
         detail::write_file_synced(join(tmp, kConfigName), dump_json(config, kConfigName),
                                   kComponent);
-        if (!generation_config.is_null())
+        fault_point("checkpoint", "config.json written");
+        if (!generation_config.is_null()) {
             detail::write_file_synced(join(tmp, kGenerationConfigName),
                                       dump_json(generation_config, kGenerationConfigName),
                                       kComponent);
+            fault_point("checkpoint", "generation_config.json written");
+        }
         json weight_map = json::object();
         for (int s = 0; s < num_shards; ++s) {
             const std::string file = shard_file_name(s, num_shards);
@@ -300,6 +306,7 @@ void write_hf_checkpoint(const std::string& dir,
                 weight_map[tensors[i].name] = file;
             }
             write_safetensors(join(tmp, file), part);
+            fault_point("checkpoint", "weights file written");
         }
         if (num_shards > 1) {
             json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
@@ -308,12 +315,18 @@ void write_hf_checkpoint(const std::string& dir,
         }
         if (extra) extra(tmp);
         detail::fsync_dir(tmp, kComponent);
+        fault_point("checkpoint", "temporary directory complete and fsynced");
         install(tmp, out, replace);
     } catch (...) {
         fs::remove_all(tmp, ec);
         throw;
     }
+    fault_point("checkpoint", "renamed into place, parent not yet fsynced");
     detail::fsync_dir(parent, kComponent);
+}
+
+void write_checkpoint_file(const std::string& path, std::string_view text) {
+    detail::write_file_synced(path, text, kComponent);
 }
 
 }  // namespace polymoe::io

@@ -11,6 +11,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -53,5 +54,9 @@ void write_hf_checkpoint(const std::string& dir,
                          int num_shards,
                          bool overwrite = false,
                          const std::function<void(const std::string&)>& extra = {});
+
+// Writes `text` to `path` and fsyncs the file: for the extra files an `extra` callback writes into
+// the temporary directory (which is then fsynced and renamed as a whole).
+void write_checkpoint_file(const std::string& path, std::string_view text);
 
 }  // namespace polymoe::io

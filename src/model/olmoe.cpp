@@ -346,24 +346,84 @@ void olmoe_backward(std::vector<float>& grad,
                     int64_t S,
                     const ForwardResult& fr,
                     Objective objective) {
+    POLYMOE_CHECK(grad.size() == w.slab.size(), "gradient slab size");
+    olmoe_backward(grad.data(), GradLayout::all(w.table), a, w, ids, mask, B, S, fr, objective);
+}
+
+void olmoe_backward(float* grad,
+                    const GradLayout& layout,
+                    Activations& a,
+                    const OlmoeWeights& w,
+                    const int32_t* ids,
+                    const int32_t* mask,
+                    int64_t B,
+                    int64_t S,
+                    const ForwardResult& fr,
+                    Objective objective) {
     const OlmoeConfig& c = w.config;
     const int64_t T = B * S, H = c.hidden_size, I = c.intermediate_size, E = c.num_experts,
                   K = c.num_experts_per_tok, V = c.vocab_size, NH = c.num_attention_heads,
                   KVH = c.num_key_value_heads, HD = c.head_dim(), QW = c.q_width(),
                   KW = c.kv_width();
+    const int64_t L = c.num_hidden_layers;
     const auto eps = static_cast<float>(c.rms_norm_eps);
     POLYMOE_CHECK(a.train && a.B == B && a.S == S, "olmoe_backward needs a training forward");
     POLYMOE_CHECK(!w.compute_bf16(), "olmoe_backward needs f32 weights");
-    POLYMOE_CHECK(grad.size() == w.slab.size(), "gradient slab size");
     const ParamTable& tab = w.table;
-    auto G = [&](ParamKind kind, int l = -1) -> float* {
-        const int64_t off = tab.offset(kind, l);
-        return off < 0 ? nullptr : grad.data() + off;
+    POLYMOE_CHECK(layout.offset.size() == tab.params().size(), "gradient layout size");
+    // Gradient of one parameter, or null when it is frozen (or absent, as biases may be).
+    auto G = [&](ParamKind kind, int l = -1, int e = -1) -> float* {
+        const int64_t i = tab.index(kind, l, e);
+        if (i < 0 || layout.frozen(static_cast<size_t>(i))) return nullptr;
+        return grad + layout.offset[static_cast<size_t>(i)];
     };
     auto Wf = [&](ParamKind kind, int l = -1) -> const float* {
         const int64_t off = tab.offset(kind, l);
         return off < 0 ? nullptr : w.slab.data() + off;
     };
+    // Backward visits the forward's stages in reverse. A stage's position in forward order: the
+    // embedding -1; in layer l, 8l + {0 input norm, 1 q/k/v projections, 2 q/k norms, 3 o_proj,
+    // 4 post-attention norm, 5 router, 6 experts}; then 8L final norm and 8L+1 lm head. The
+    // gradient of a stage's input is needed only while a trainable parameter sits below it.
+    auto position = [&](const ParamSpec& p) -> int64_t {
+        switch (p.kind) {
+            case ParamKind::Embedding:
+                return -1;
+            case ParamKind::InputNorm:
+                return 8 * p.layer;
+            case ParamKind::QProj:
+            case ParamKind::KProj:
+            case ParamKind::VProj:
+            case ParamKind::QBias:
+            case ParamKind::KBias:
+            case ParamKind::VBias:
+                return 8 * p.layer + 1;
+            case ParamKind::QNorm:
+            case ParamKind::KNorm:
+                return 8 * p.layer + 2;
+            case ParamKind::OProj:
+            case ParamKind::OBias:
+                return 8 * p.layer + 3;
+            case ParamKind::PostNorm:
+                return 8 * p.layer + 4;
+            case ParamKind::RouterGate:
+                return 8 * p.layer + 5;
+            case ParamKind::ExpertGate:
+            case ParamKind::ExpertUp:
+            case ParamKind::ExpertDown:
+                return 8 * p.layer + 6;
+            case ParamKind::FinalNorm:
+                return 8 * L;
+            case ParamKind::LmHead:
+                return 8 * L + 1;
+        }
+        return -1;
+    };
+    int64_t lowest = INT64_MAX;
+    for (size_t i = 0; i < tab.params().size(); ++i)
+        if (!layout.frozen(i)) lowest = std::min(lowest, position(tab.params()[i]));
+    if (lowest == INT64_MAX) return;  // nothing trainable
+    auto below = [&](int64_t pos) { return lowest < pos; };
 
     // Head: ce -> logits -> lm_head -> final norm.
     std::vector<float> dlogits(T * V), hf(T * H), rstd_f(T), dh(T * H), dx(T * H), tmp(T * H);
@@ -372,34 +432,50 @@ void olmoe_backward(std::vector<float>& grad,
     k::rmsnorm_forward(hf.data(), rstd_f.data(), a.x.data(), w.final_norm(), T, H, eps);
     const bool tied = c.tie_word_embeddings;
     const float* lm = Wf(tied ? ParamKind::Embedding : ParamKind::LmHead);
-    k::linear_backward(dh.data(), G(tied ? ParamKind::Embedding : ParamKind::LmHead), nullptr,
-                       dlogits.data(), hf.data(), lm, T, V, H);
+    k::linear_backward(below(8 * L + 1) ? dh.data() : nullptr,
+                       G(tied ? ParamKind::Embedding : ParamKind::LmHead), nullptr, dlogits.data(),
+                       hf.data(), lm, T, V, H);
     dlogits = {};
+    if (!below(8 * L + 1)) return;
     k::rmsnorm_backward(dx.data(), G(ParamKind::FinalNorm), dh.data(), a.x.data(), w.final_norm(),
                         rstd_f.data(), T, H);
+    if (!below(8 * L)) return;
 
     std::vector<std::vector<float>> dprobs, dlse;
     router_loss_grads(dprobs, dlse, a, c, mask, T, objective);
     std::vector<float> dh2(T * H), dtw(T * K), drl(T * E), datt(T * QW), dq(T * QW), dk(T * KW),
         dv(T * KW);
-    for (int l = static_cast<int>(c.num_hidden_layers) - 1; l >= 0; --l) {
+    std::vector<float*> dgate(E), dup(E), ddown(E);
+    for (int l = static_cast<int>(L) - 1; l >= 0; --l) {
+        const int64_t p0 = 8 * int64_t(l);
         LayerSaved& sv = a.saved[l];
         // MoE block: x_out = x_mid + moe(h2); dx holds d x_out.
-        k::moe_backward(dh2.data(), dtw.data(), G(ParamKind::ExpertGate, l),
-                        G(ParamKind::ExpertUp, l), G(ParamKind::ExpertDown, l), sv.moe, dx.data(),
-                        sv.topk_weight.data(), Wf(ParamKind::ExpertGate, l),
-                        Wf(ParamKind::ExpertUp, l), Wf(ParamKind::ExpertDown, l), T, H, I, E, K);
+        for (int e = 0; e < E; ++e) {
+            dgate[e] = G(ParamKind::ExpertGate, l, e);
+            dup[e] = G(ParamKind::ExpertUp, l, e);
+            ddown[e] = G(ParamKind::ExpertDown, l, e);
+        }
+        k::moe_backward(below(p0 + 5) ? dh2.data() : nullptr, dtw.data(), dgate.data(), dup.data(),
+                        ddown.data(), sv.moe, dx.data(), sv.topk_weight.data(),
+                        Wf(ParamKind::ExpertGate, l), Wf(ParamKind::ExpertUp, l),
+                        Wf(ParamKind::ExpertDown, l), T, H, I, E, K);
+        if (!below(p0 + 6)) return;
         k::router_backward(drl.data(), dtw.data(), dprobs[l].data(), dlse[l].data(),
                            sv.probs.data(), sv.topk_idx.data(), T, E, K, c.norm_topk_prob);
-        k::linear_backward(tmp.data(), G(ParamKind::RouterGate, l), nullptr, drl.data(),
-                           sv.h2.data(), Wf(ParamKind::RouterGate, l), T, E, H);
+        k::linear_backward(below(p0 + 5) ? tmp.data() : nullptr, G(ParamKind::RouterGate, l),
+                           nullptr, drl.data(), sv.h2.data(), Wf(ParamKind::RouterGate, l), T, E,
+                           H);
+        if (!below(p0 + 5)) return;
         add_to(dh2.data(), tmp);
         k::rmsnorm_backward(tmp.data(), G(ParamKind::PostNorm, l), dh2.data(), sv.x_mid.data(),
                             Wf(ParamKind::PostNorm, l), sv.rstd2.data(), T, H);
+        if (!below(p0 + 4)) return;
         add_to(dx.data(), tmp);  // dx = d x_mid
         // Attention block: x_mid = x_in + o_proj(att).
-        k::linear_backward(datt.data(), G(ParamKind::OProj, l), G(ParamKind::OBias, l), dx.data(),
-                           sv.att.data(), Wf(ParamKind::OProj, l), T, H, QW);
+        k::linear_backward(below(p0 + 3) ? datt.data() : nullptr, G(ParamKind::OProj, l),
+                           G(ParamKind::OBias, l), dx.data(), sv.att.data(),
+                           Wf(ParamKind::OProj, l), T, H, QW);
+        if (!below(p0 + 3)) return;
         k::attention_backward(dq.data(), dk.data(), dv.data(), datt.data(), sv.q.data(),
                               sv.k.data(), sv.v.data(), mask, B, S, NH, KVH, HD);
         k::rope_backward(dq.data(), a.rope, B, S, NH, HD);
@@ -418,24 +494,31 @@ void olmoe_backward(std::vector<float>& grad,
         k::rmsnorm_backward(g.data(), G(ParamKind::KNorm, l), dk.data(), sv.k_lin.data(),
                             Wf(ParamKind::KNorm, l), sv.k_rstd.data(), T, KW);
         std::copy(g.begin(), g.begin() + T * KW, dk.begin());
+        if (!below(p0 + 2)) return;
         // Recompute the normed layer input h = rms(x_in) * w_in for the projection gradients.
         std::vector<float> h(T * H);
         k::rmsnorm_forward(h.data(), nullptr, sv.x_in.data(), Wf(ParamKind::InputNorm, l), T, H,
                            eps);
-        k::linear_backward(dh.data(), G(ParamKind::QProj, l), G(ParamKind::QBias, l), dq.data(),
-                           h.data(), Wf(ParamKind::QProj, l), T, QW, H);
-        k::linear_backward(tmp.data(), G(ParamKind::KProj, l), G(ParamKind::KBias, l), dk.data(),
-                           h.data(), Wf(ParamKind::KProj, l), T, KW, H);
-        add_to(dh.data(), tmp);
-        k::linear_backward(tmp.data(), G(ParamKind::VProj, l), G(ParamKind::VBias, l), dv.data(),
-                           h.data(), Wf(ParamKind::VProj, l), T, KW, H);
+        const bool din = below(p0 + 1);
+        k::linear_backward(din ? dh.data() : nullptr, G(ParamKind::QProj, l),
+                           G(ParamKind::QBias, l), dq.data(), h.data(), Wf(ParamKind::QProj, l), T,
+                           QW, H);
+        k::linear_backward(din ? tmp.data() : nullptr, G(ParamKind::KProj, l),
+                           G(ParamKind::KBias, l), dk.data(), h.data(), Wf(ParamKind::KProj, l), T,
+                           KW, H);
+        if (din) add_to(dh.data(), tmp);
+        k::linear_backward(din ? tmp.data() : nullptr, G(ParamKind::VProj, l),
+                           G(ParamKind::VBias, l), dv.data(), h.data(), Wf(ParamKind::VProj, l), T,
+                           KW, H);
+        if (!din) return;
         add_to(dh.data(), tmp);
         k::rmsnorm_backward(tmp.data(), G(ParamKind::InputNorm, l), dh.data(), sv.x_in.data(),
                             Wf(ParamKind::InputNorm, l), sv.rstd1.data(), T, H);
         add_to(dx.data(), tmp);  // dx = d x_in
     }
-    k::embedding_backward(G(ParamKind::Embedding), dx.data(), ids, T, H,
-                          c.pad_token_id ? *c.pad_token_id : -1);
+    if (G(ParamKind::Embedding))
+        k::embedding_backward(G(ParamKind::Embedding), dx.data(), ids, T, H,
+                              c.pad_token_id ? *c.pad_token_id : -1);
 }
 
 }  // namespace polymoe::model

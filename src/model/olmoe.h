@@ -94,4 +94,19 @@ void olmoe_backward(std::vector<float>& grad,
                     const ForwardResult& fr,
                     Objective objective);
 
+// The same into a gradient buffer laid out by `layout` ([layout.total]): frozen parameters get
+// nothing, and work that only feeds them is skipped (their weight-gradient GEMMs, and the whole
+// backward below the lowest trainable parameter). The gradients that are computed are those of
+// the full backward, bit for bit.
+void olmoe_backward(float* grad,
+                    const GradLayout& layout,
+                    Activations& a,
+                    const OlmoeWeights& w,
+                    const int32_t* ids,
+                    const int32_t* mask,
+                    int64_t B,
+                    int64_t S,
+                    const ForwardResult& fr,
+                    Objective objective);
+
 }  // namespace polymoe::model

@@ -3,12 +3,20 @@
 
 #include <cmath>
 
+#include "core/check.h"
 #include "core/error.h"
 #include "core/parallel.h"
 #include "core/rng.h"
 #include "io/hf_checkpoint.h"
 
 namespace polymoe::model {
+
+namespace {
+int64_t slot_key(ParamKind kind, int layer, int expert) {
+    return (static_cast<int64_t>(kind) << 40) | (static_cast<int64_t>(layer + 1) << 20) |
+           static_cast<int64_t>(expert + 1);
+}
+}  // namespace
 
 bool ParamSpec::is_norm() const {
     return kind == ParamKind::InputNorm || kind == ParamKind::PostNorm ||
@@ -30,6 +38,7 @@ ParamTable::ParamTable(const OlmoeConfig& c) {
             p.numel *= d;
         total_ += p.numel;
         by_name_[p.name] = params_.size();
+        by_slot_[slot_key(kind, layer, expert)] = params_.size();
         params_.push_back(std::move(p));
     };
     add("model.embed_tokens.weight", {V, H}, ParamKind::Embedding);
@@ -71,9 +80,34 @@ const ParamSpec* ParamTable::find(const std::string& name) const {
 }
 
 int64_t ParamTable::offset(ParamKind kind, int layer) const {
-    for (const auto& p : params_)
-        if (p.kind == kind && p.layer == layer) return p.offset;
-    return -1;
+    const bool expert = kind == ParamKind::ExpertGate || kind == ParamKind::ExpertUp ||
+                        kind == ParamKind::ExpertDown;
+    const int64_t i = index(kind, layer, expert ? 0 : -1);
+    return i < 0 ? -1 : params_[static_cast<size_t>(i)].offset;
+}
+
+int64_t ParamTable::index(ParamKind kind, int layer, int expert) const {
+    auto it = by_slot_.find(slot_key(kind, layer, expert));
+    return it == by_slot_.end() ? -1 : static_cast<int64_t>(it->second);
+}
+
+GradLayout GradLayout::all(const ParamTable& t) {
+    GradLayout g;
+    for (const auto& p : t.params())
+        g.offset.push_back(p.offset);
+    g.total = t.total();
+    return g;
+}
+
+GradLayout GradLayout::subset(const ParamTable& t, const std::vector<uint8_t>& trainable) {
+    POLYMOE_CHECK(trainable.size() == t.params().size(), "trainable mask of {} for {} params",
+                  trainable.size(), t.params().size());
+    GradLayout g;
+    for (size_t i = 0; i < trainable.size(); ++i) {
+        g.offset.push_back(trainable[i] ? g.total : -1);
+        if (trainable[i]) g.total += t.params()[i].numel;
+    }
+    return g;
 }
 
 OlmoeWeights::OlmoeWeights(const OlmoeConfig& c)

@@ -60,11 +60,28 @@ public:
     const ParamSpec* find(const std::string& name) const;
     // Offset of the first parameter of (kind, layer); for experts the stack of all E experts.
     int64_t offset(ParamKind kind, int layer = -1) const;
+    // Index in params() of (kind, layer, expert), or -1 when the config has no such parameter.
+    int64_t index(ParamKind kind, int layer = -1, int expert = -1) const;
 
 private:
     std::vector<ParamSpec> params_;
     std::unordered_map<std::string, size_t> by_name_;
+    std::unordered_map<int64_t, size_t> by_slot_;  // packed (kind, layer, expert) -> index
     int64_t total_ = 0;
+};
+
+// Where each parameter's gradient lives (--trainable). A gradient buffer holds only the trainable
+// parameters, packed in table order; a frozen parameter has offset -1 and no storage at all, and
+// olmoe_backward skips the work that only feeds frozen weight gradients. all() is the identity
+// (gradient buffer = slab layout), what full training and the golden tests use.
+struct GradLayout {
+    std::vector<int64_t> offset;  // [params] offset in the gradient buffer, -1 = frozen
+    int64_t total = 0;            // elements in the gradient buffer
+
+    static GradLayout all(const ParamTable& t);
+    // trainable: [params] 1 = trainable.
+    static GradLayout subset(const ParamTable& t, const std::vector<uint8_t>& trainable);
+    bool frozen(size_t i) const { return offset[i] < 0; }
 };
 
 // Pointers into the slab for one layer (nullptr for absent biases). GEMM weights are

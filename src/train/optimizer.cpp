@@ -1,6 +1,7 @@
 // AdamW, clipping and schedules (see optimizer.h).
 #include "train/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/check.h"
@@ -12,7 +13,18 @@ namespace polymoe::train {
 void AdamW::step(std::vector<float>& params,
                  const std::vector<float>& grads,
                  double lr,
-                 const std::vector<uint8_t>& decay) {
+                 const std::vector<uint8_t>& decay,
+                 const std::vector<Segment>& segments) {
+    const auto n = static_cast<int64_t>(m_.size());
+    POLYMOE_CHECK(static_cast<int64_t>(grads.size()) == n, "AdamW: {} gradients for {} moments",
+                  grads.size(), n);
+    std::vector<Segment> identity;
+    if (segments.empty()) {
+        POLYMOE_CHECK(params.size() == m_.size(), "AdamW: {} params for {} moments", params.size(),
+                      n);
+        identity.push_back({0, 0, n});
+    }
+    const std::vector<Segment>& segs = segments.empty() ? identity : segments;
     ++t_;
     const double bc1 = 1.0 - std::pow(c_.beta1, double(t_));
     const double bc2 = 1.0 - std::pow(c_.beta2, double(t_));
@@ -21,13 +33,21 @@ void AdamW::step(std::vector<float>& params,
     const auto b1 = static_cast<float>(c_.beta1), b2 = static_cast<float>(c_.beta2);
     const auto eps = static_cast<float>(c_.eps);
     const auto shrink = static_cast<float>(1.0 - lr * c_.weight_decay);
-    parallel_for(static_cast<int64_t>(params.size()), 1 << 14, [&](int64_t b, int64_t e, int) {
-        for (int64_t i = b; i < e; ++i) {
-            const float g = grads[i];
-            if (decay.empty() || decay[i]) params[i] *= shrink;
-            m_[i] = b1 * m_[i] + (1.0f - b1) * g;
-            v_[i] = b2 * v_[i] + (1.0f - b2) * g * g;
-            params[i] -= step_size * m_[i] / (std::sqrt(v_[i]) / sqrt_bc2 + eps);
+    // Threads split the packed index range; each walks the segments its chunk overlaps.
+    parallel_for(n, 1 << 14, [&](int64_t b, int64_t e, int) {
+        auto it = std::upper_bound(segs.begin(), segs.end(), b,
+                                   [](int64_t v, const Segment& s) { return v < s.offset; });
+        for (--it; it != segs.end() && it->offset < e; ++it) {
+            const int64_t lo = std::max(b, it->offset), hi = std::min(e, it->offset + it->numel);
+            const int64_t shift = it->slab - it->offset;  // packed index i -> slab index i + shift
+            for (int64_t i = lo; i < hi; ++i) {
+                const float g = grads[i];
+                float& p = params[i + shift];
+                if (decay.empty() || decay[i + shift]) p *= shrink;
+                m_[i] = b1 * m_[i] + (1.0f - b1) * g;
+                v_[i] = b2 * v_[i] + (1.0f - b2) * g * g;
+                p -= step_size * m_[i] / (std::sqrt(v_[i]) / sqrt_bc2 + eps);
+            }
         }
     });
 }

@@ -15,19 +15,30 @@
 
 namespace polymoe::train {
 
+// A run of trainable parameters: slab elements [slab, slab + numel) have their gradients and
+// moments at [offset, offset + numel) of the packed buffers (--trainable; frozen parameters have
+// neither). Segments are sorted by offset and tile [0, n).
+struct Segment {
+    int64_t slab = 0, offset = 0, numel = 0;
+};
+
 struct AdamWConfig {
     double lr = 4e-4, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1;
 };
 
 class AdamW {
 public:
+    // n: trainable elements (the moments are allocated for these only).
     AdamW(const AdamWConfig& c, size_t n) : c_(c), m_(n, 0.0f), v_(n, 0.0f) {}
-    // One update with learning rate `lr`; `decay[i]` false excludes element i from weight
-    // decay (empty: decay everything). Increments the step count used for bias correction.
+    // One update with learning rate `lr`; `decay[i]` false excludes slab element i from weight
+    // decay (empty: decay everything). `grads` and the moments are packed by `segments` (empty:
+    // the identity, grads in slab layout); parameters outside every segment are not touched.
+    // Increments the step count used for bias correction.
     void step(std::vector<float>& params,
               const std::vector<float>& grads,
               double lr,
-              const std::vector<uint8_t>& decay = {});
+              const std::vector<uint8_t>& decay = {},
+              const std::vector<Segment>& segments = {});
     int64_t steps() const { return t_; }
     // Moment estimates (same layout as the parameter slab) and step count, for checkpointing.
     const std::vector<float>& exp_avg() const { return m_; }

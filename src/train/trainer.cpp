@@ -2,6 +2,7 @@
 #include "train/trainer.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -13,8 +14,12 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/fault.h"
+#include "core/resources.h"
 #include "core/timer.h"
+#include "io/hf_checkpoint.h"
 #include "io/safetensors.h"
+#include "train/param_pattern.h"
 
 namespace polymoe::train {
 
@@ -41,32 +46,69 @@ nlohmann::json settings_json(const model::OlmoeWeights& w,
             {"beta2", cfg.adam.beta2}};
 }
 
+// The packed gradient/moment layout of a run and its AdamW segments.
+struct Trainable {
+    model::GradLayout layout;
+    std::vector<Segment> segments;
+    int64_t tensors = 0;
+};
+
+Trainable make_trainable(const model::ParamTable& table, const std::string& pattern) {
+    Trainable tr;
+    if (pattern.empty()) {
+        tr.layout = model::GradLayout::all(table);
+        tr.segments.push_back({0, 0, table.total()});
+        tr.tensors = static_cast<int64_t>(table.params().size());
+        return tr;
+    }
+    const ParamSelection sel = select_params(table, pattern, "--trainable");
+    tr.layout = model::GradLayout::subset(table, sel.selected);
+    tr.tensors = sel.tensors;
+    // Adjacent trainable parameters merge into one segment (all experts of a layer, say).
+    for (size_t i = 0; i < table.params().size(); ++i) {
+        if (tr.layout.frozen(i)) continue;
+        const auto& p = table.params()[i];
+        const int64_t off = tr.layout.offset[i];
+        if (!tr.segments.empty() && tr.segments.back().slab + tr.segments.back().numel == p.offset)
+            tr.segments.back().numel += p.numel;
+        else
+            tr.segments.push_back({p.offset, off, p.numel});
+    }
+    return tr;
+}
+
 void write_state_files(const std::string& tmp_dir,
                        const model::OlmoeWeights& w,
+                       const Trainable& tr,
                        const AdamW& opt,
                        const TrainConfig& cfg,
                        const BatchSource& source,
                        int64_t step) {
     std::vector<io::TensorToWrite> t;
-    for (const auto& p : w.table.params()) {
-        t.push_back({"exp_avg." + p.name, DType::F32, p.shape, opt.exp_avg().data() + p.offset});
-        t.push_back(
-            {"exp_avg_sq." + p.name, DType::F32, p.shape, opt.exp_avg_sq().data() + p.offset});
+    const auto& params = w.table.params();
+    for (size_t i = 0; i < params.size(); ++i) {
+        if (tr.layout.frozen(i)) continue;
+        const auto& p = params[i];
+        const int64_t off = tr.layout.offset[i];
+        t.push_back({"exp_avg." + p.name, DType::F32, p.shape, opt.exp_avg().data() + off});
+        t.push_back({"exp_avg_sq." + p.name, DType::F32, p.shape, opt.exp_avg_sq().data() + off});
     }
     io::write_safetensors(tmp_dir + "/" + kOptimizerFile, t);
+    fault_point("checkpoint", "optimizer.safetensors written");
     nlohmann::json st = {{"step", step},
                          {"optimizer_steps", opt.steps()},
+                         {"trainable", cfg.trainable},
+                         {"trainable_tensors", tr.tensors},
                          {"settings", settings_json(w, cfg, source)},
                          {"source", source.state()}};
-    std::ofstream f(tmp_dir + "/" + kStateFile, std::ios::binary);
-    f << st.dump(2) << "\n";
-    f.flush();
-    if (!f) fail("train", "{}/{}: write failed", tmp_dir, kStateFile);
+    io::write_checkpoint_file(tmp_dir + "/" + kStateFile, st.dump(2) + "\n");
+    fault_point("checkpoint", "trainer_state.json written");
 }
 
 // Restores optimizer moments, step and source state; returns the step reached.
 int64_t restore_state(const std::string& dir,
                       const model::OlmoeWeights& w,
+                      const Trainable& tr,
                       AdamW& opt,
                       const TrainConfig& cfg,
                       BatchSource& source) {
@@ -84,8 +126,24 @@ int64_t restore_state(const std::string& dir,
              "model must not change when resuming)",
              sp, want.dump(), st.value("settings", nlohmann::json()).dump());
     io::SafetensorsFile f = io::SafetensorsFile::open(dir + "/" + kOptimizerFile);
-    std::vector<float> m(w.slab.size()), v(w.slab.size());
-    for (const auto& p : w.table.params())
+    // The trainable set must be the checkpoint's: moments exist exactly for its parameters.
+    const std::string saved_pattern = st.value("trainable", std::string());
+    const auto& params = w.table.params();
+    for (size_t i = 0; i < params.size(); ++i) {
+        const bool saved = f.find("exp_avg." + params[i].name) != nullptr;
+        if (saved != !tr.layout.frozen(i))
+            fail("train",
+                 "--trainable '{}': expected the trainable parameters of the checkpoint being "
+                 "resumed ({} was trained with --trainable '{}'), found a different set: {} is "
+                 "{} now but {} there; resume with --trainable '{}'",
+                 cfg.trainable, dir, saved_pattern, params[i].name, saved ? "frozen" : "trainable",
+                 saved ? "trainable" : "frozen", saved_pattern);
+    }
+    std::vector<float> m(static_cast<size_t>(tr.layout.total)), v(m.size());
+    for (size_t i = 0; i < params.size(); ++i) {
+        if (tr.layout.frozen(i)) continue;
+        const auto& p = params[i];
+        const int64_t off = tr.layout.offset[i];
         for (auto [prefix, dst] : {std::pair{"exp_avg.", &m}, std::pair{"exp_avg_sq.", &v}}) {
             const io::TensorInfo* ti = f.find(prefix + p.name);
             if (!ti || ti->dtype != DType::F32 || ti->shape != p.shape)
@@ -93,8 +151,9 @@ int64_t restore_state(const std::string& dir,
                      prefix, p.name, io::shape_str(p.shape),
                      ti ? io::shape_str(ti->shape) + " " + std::string(dtype_name(ti->dtype))
                         : std::string("none"));
-            std::memcpy(dst->data() + p.offset, f.data(*ti), static_cast<size_t>(p.numel) * 4);
+            std::memcpy(dst->data() + off, f.data(*ti), static_cast<size_t>(p.numel) * 4);
         }
+    }
     opt.set_state(std::move(m), std::move(v), st.at("optimizer_steps").get<int64_t>());
     source.restore(st.at("source"));
     return st.at("step").get<int64_t>();
@@ -111,8 +170,17 @@ void prune_checkpoints(const std::string& out, int64_t keep) {
         steps.emplace_back(std::stoll(n.substr(5)), e.path());
     }
     std::sort(steps.begin(), steps.end());
-    for (size_t i = 0; i + static_cast<size_t>(keep) < steps.size(); ++i)
-        fs::remove_all(steps[i].second);
+    for (size_t i = 0; i + static_cast<size_t>(keep) < steps.size(); ++i) {
+        // Rename first (atomic), then delete: a kill mid-delete leaves a "step-N.pruned-PID"
+        // directory, never a half-deleted step-N that looks like a checkpoint.
+        fs::path doomed = steps[i].second;
+        doomed += ".pruned-" + std::to_string(::getpid());
+        std::error_code ec;
+        fs::rename(steps[i].second, doomed, ec);
+        if (ec) continue;  // someone else pruned it
+        fault_point("checkpoint", "old checkpoint renamed for pruning");
+        fs::remove_all(doomed, ec);
+    }
 }
 
 }  // namespace
@@ -128,7 +196,8 @@ std::string StepLog::json() const {
                                 {"megablocks_z", megablocks_z},
                                 {"grad_norm", grad_norm},
                                 {"tokens", tokens},
-                                {"seconds", seconds}};
+                                {"seconds", seconds},
+                                {"peak_rss_mib", peak_rss_mib}};
     if (!tokens_by_language.empty()) {
         nlohmann::ordered_json t = nlohmann::ordered_json::object();
         for (const auto& [code, n] : tokens_by_language)
@@ -163,11 +232,13 @@ std::vector<StepLog> train(model::OlmoeWeights& w,
                            const std::string& resume_dir) {
     const int64_t B = source.batch(), S = source.seq();
     model::Activations a;
+    // Gradients and moments exist for the trainable parameters only (packed).
+    const Trainable tr = make_trainable(w.table, cfg.trainable);
     model::allocate_activations(a, w.config, B, S, true, /*train=*/true);
-    AdamW opt(cfg.adam, w.slab.size());
-    std::vector<float> grad(w.slab.size());
+    AdamW opt(cfg.adam, static_cast<size_t>(tr.layout.total));
+    std::vector<float> grad(static_cast<size_t>(tr.layout.total));
     int64_t start = 0;
-    if (!resume_dir.empty()) start = restore_state(resume_dir, w, opt, cfg, source);
+    if (!resume_dir.empty()) start = restore_state(resume_dir, w, tr, opt, cfg, source);
     if (start > cfg.steps)
         fail("train", "--resume {}: expected a checkpoint at or before step {}, found step {}",
              resume_dir, cfg.steps, start);
@@ -176,8 +247,19 @@ std::vector<StepLog> train(model::OlmoeWeights& w,
     auto save = [&](const std::string& dir, int64_t step) {
         model::save_checkpoint(
             w, dir, cfg.dtype, 1, /*overwrite=*/true,
-            [&](const std::string& tmp) { write_state_files(tmp, w, opt, cfg, source, step); });
+            [&](const std::string& tmp) { write_state_files(tmp, w, tr, opt, cfg, source, step); });
     };
+    auto evaluate = [&](int64_t step) {
+        if (cfg.eval_interval <= 0 || !cfg.evaluate) return;
+        Timer timer;
+        nlohmann::ordered_json j = {{"event", "eval"}, {"step", step}};
+        const nlohmann::ordered_json fields = cfg.evaluate(w);
+        for (const auto& [key, value] : fields.items())
+            j[key] = value;
+        j["seconds"] = timer.seconds();
+        if (cfg.on_eval) cfg.on_eval(j.dump());
+    };
+    if (start == 0) evaluate(0);
     std::vector<StepLog> logs;
     for (int64_t t = start + 1; t <= cfg.steps; ++t) {
         Timer timer;
@@ -214,18 +296,20 @@ std::vector<StepLog> train(model::OlmoeWeights& w,
                  "checkpoint is the latest step-N in {}; lower --lr or add --warmup and resume",
                  t, log.loss, log.ce, log.aux, log.z, cfg.out.empty() ? "(none)" : cfg.out);
         std::fill(grad.begin(), grad.end(), 0.0f);
-        model::olmoe_backward(grad, a, w, ids.data(), m, B, S, r, cfg.objective);
+        model::olmoe_backward(grad.data(), tr.layout, a, w, ids.data(), m, B, S, r, cfg.objective);
         log.grad_norm = clip_grad_norm(grad, cfg.grad_clip);
         if (!std::isfinite(log.grad_norm))
             fail("train",
                  "step {}: the gradient norm is {} (loss {}); stopping before the "
                  "update. The last good checkpoint is the latest step-N in {}",
                  t, log.grad_norm, log.loss, cfg.out.empty() ? "(none)" : cfg.out);
-        opt.step(w.slab, grad, log.lr, cfg.decay);
+        opt.step(w.slab, grad, log.lr, cfg.decay, tr.segments);
         log.tokens = B * S;
         log.seconds = timer.seconds();
+        log.peak_rss_mib = peak_rss_mib();
         logs.push_back(log);
         if (on_step) on_step(log);
+        if (cfg.eval_interval > 0 && (t % cfg.eval_interval == 0 || t == cfg.steps)) evaluate(t);
         if (!cfg.out.empty() && cfg.save_every > 0 && t % cfg.save_every == 0 && t < cfg.steps) {
             save(fmt::format("{}/step-{}", cfg.out, t), t);
             if (cfg.keep > 0) prune_checkpoints(cfg.out, cfg.keep);

@@ -5,9 +5,15 @@
 //
 // Checkpoints OUT/step-N/ and OUT/final/ are HF directories that also hold, written atomically
 // with the weights: optimizer.safetensors (AdamW exp_avg.<name> / exp_avg_sq.<name> in f32, one
-// pair per HF parameter) and trainer_state.json (step, the batch source's state, the settings
-// that must not change on resume). Resuming from step-N continues exactly as if the run had not
-// stopped: same parameters, moments, lr schedule and batches.
+// pair per trainable HF parameter) and trainer_state.json (step, the batch source's state, the
+// trainable pattern, the settings that must not change on resume). Resuming from step-N
+// continues exactly as if the run had not stopped: same parameters, moments, lr schedule and
+// batches.
+//
+// --trainable (cfg.trainable, train/param_pattern.h) trains a subset: gradients and moments
+// exist for the selected parameters only (packed), the others keep their values bit for bit.
+// Held-out evaluation runs every cfg.eval_interval steps through a callback, so the training
+// stage does not depend on the evaluation stage.
 #pragma once
 
 #include <functional>
@@ -35,6 +41,14 @@ struct TrainConfig {
     std::string out;         // checkpoint root ("" = none)
     DType dtype = DType::F32;
     std::vector<uint8_t> decay;  // per slab element: 1 = weight decay applies (empty: all)
+    std::string trainable;       // --trainable pattern ("" = every parameter)
+    // Held-out evaluation: every eval_interval steps (0 = never), at step 0 of a fresh run and
+    // after the last step, evaluate(w) returns the fields of an eval log line (for example
+    // {"ce_by_language": {...}}); the trainer adds event, step and seconds and passes the line
+    // to on_eval.
+    int64_t eval_interval = 0;
+    std::function<nlohmann::ordered_json(const model::OlmoeWeights&)> evaluate;
+    std::function<void(const std::string&)> on_eval;
 };
 
 // One line of the training log (losses are of the parameters before this step's update).
@@ -42,6 +56,7 @@ struct StepLog {
     int64_t step = 0;
     double lr = 0, loss = 0, ce = 0, aux = 0, z = 0, megablocks_lb = 0, megablocks_z = 0;
     double grad_norm = 0, seconds = 0;
+    double peak_rss_mib = 0;  // process peak resident set size so far (getrusage ru_maxrss)
     int64_t tokens = 0;
     // This step's rows per language (from the batch source): tokens delivered and mean CE over
     // the language's predicted tokens. Sorted by language code.

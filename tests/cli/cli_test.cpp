@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -325,6 +326,66 @@ TEST_F(Cli, TraceImportExportAndCountTables) {
         EXPECT_EQ(r.code, 0) << r.out;
         EXPECT_EQ(run("trace import --table " + olmoe + " --out " + p("olmoe.trace")).code, 0);
     }
+}
+
+// --trainable and eval_interval from a stage config: routers-only training leaves every other
+// tensor's bytes alone, eval lines appear at steps 0, 2 and 3 for every prepared language, and
+// evaluating does not change the trajectory. A pattern matching nothing is an error naming it.
+TEST_F(Cli, TrainTrainableSubsetWithPeriodicEval) {
+    const std::string manifest =
+        (fs::path(POLYMOE_SOURCE_DIR) / "configs/corpus/udhr.yaml").string();
+    ASSERT_EQ(run("prepare --manifest " + manifest + " --out " + p("prep")).code, 0);
+    ASSERT_EQ(run("init --preset demo --set num_hidden_layers=2 --out " + p("m")).code, 0);
+    const std::string common =
+        "model: m\ndata: prep\nstage: \"1\"\nsteps: 3\nbatch: 2\nseq: 32\nlr: 1.0e-2\n"
+        "trainable: routers\n";
+    write("eval.yaml", common + "out: e\neval_interval: 2\neval-tokens: 40\n");
+    write("plain.yaml", common + "out: p\n");
+    Result e = run("train --config " + p("eval.yaml") + " --threads 2");
+    ASSERT_EQ(e.code, 0) << e.out;
+    EXPECT_NE(e.out.find("2 of 117 tensors"), std::string::npos) << e.out;
+    EXPECT_NE(e.out.find("peak RSS"), std::string::npos) << e.out;
+    ASSERT_EQ(run("train --config " + p("plain.yaml") + " --threads 2").code, 0);
+    std::ifstream log(dir / "e" / "log.jsonl");
+    std::string line;
+    std::vector<int64_t> eval_steps;
+    int64_t steps = 0;
+    while (std::getline(log, line)) {
+        const auto j = nlohmann::json::parse(line);
+        if (!j.contains("event")) {
+            ++steps;
+            EXPECT_GT(j["peak_rss_mib"].get<double>(), 1.0);
+            continue;
+        }
+        EXPECT_EQ(j["event"], "eval");
+        eval_steps.push_back(j["step"].get<int64_t>());
+        EXPECT_EQ(j["ce_by_language"].size(), 11u);
+        for (const auto& [code, n] : j["tokens_by_language"].items())
+            EXPECT_EQ(n.get<int64_t>(), 40) << code;
+    }
+    EXPECT_EQ(steps, 3);
+    EXPECT_EQ(eval_steps, (std::vector<int64_t>{0, 2, 3}));
+    auto a = io::SafetensorsFile::open(p("e/final/model.safetensors"));
+    auto b = io::SafetensorsFile::open(p("p/final/model.safetensors"));
+    auto m = io::SafetensorsFile::open(p("m/model.safetensors"));
+    int routers_changed = 0;
+    for (const auto& t : a.tensors()) {
+        const size_t n = static_cast<size_t>(t.numel()) * dtype_size(t.dtype);
+        EXPECT_EQ(0, std::memcmp(a.data(t), b.data(*b.find(t.name)), n)) << t.name;
+        const bool same = std::memcmp(a.data(t), m.data(*m.find(t.name)), n) == 0;
+        if (t.name.find("mlp.gate.weight") != std::string::npos)
+            routers_changed += !same;
+        else
+            EXPECT_TRUE(same) << t.name;
+    }
+    EXPECT_EQ(routers_changed, 2);
+    Result bad = run("train --config " + p("plain.yaml") + " --trainable 'routers,*.mlp.gatte.*'");
+    EXPECT_EQ(bad.code, 1) << bad.out;
+    EXPECT_NE(bad.out.find("'*.mlp.gatte.*' matches no parameter"), std::string::npos) << bad.out;
+    Result noeval =
+        run("train --model " + p("m") + " --tokens x --out " + p("n") + " --eval-interval 1");
+    EXPECT_EQ(noeval.code, 2) << noeval.out;
+    EXPECT_NE(noeval.out.find("--eval-interval"), std::string::npos) << noeval.out;
 }
 
 TEST_F(Cli, BadInputsNameTheProblem) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "core/parallel.h"
@@ -484,6 +485,42 @@ TEST(MoeBackward, MatchesFiniteDifferencesWithFrozenRouting) {
               kTolGrad);
     EXPECT_LT(rel_err(dwd, numeric_grad([&](auto& v) { return fwd(X, W, G, U, v); }, D, dy)),
               kTolGrad);
+}
+
+// Frozen experts (--trainable): per-expert gradient pointers with some null, with or without dx,
+// give exactly the values of the full stacked backward for what they do compute, and never touch
+// the frozen experts' gradients.
+TEST(MoeBackward, FrozenExpertsMatchTheFullBackwardBitForBit) {
+    const int64_t T = 9, H = 8, I = 4, E = 4, K = 2;
+    auto x = randn(T * H, 61), wg = randn(E * I * H, 62, 0.5), wu = randn(E * I * H, 63, 0.5),
+         wd = randn(E * H * I, 64, 0.5), z = randn(T * E, 65), dout = randn(T * H, 66);
+    std::vector<float> p(T * E), w(T * K), out(T * H);
+    std::vector<int32_t> idx(T * K);
+    router_forward(p.data(), idx.data(), w.data(), nullptr, nullptr, z.data(), T, E, K, false);
+    MoeWorkspace ws;
+    moe_forward(out.data(), ws, x.data(), idx.data(), w.data(), wg.data(), wu.data(), wd.data(), T,
+                H, I, E, K);
+    std::vector<float> dx(T * H), dw(T * K), dwg(wg.size(), 0.0f), dwu(wu.size(), 0.0f),
+        dwd(wd.size(), 0.0f);
+    moe_backward(dx.data(), dw.data(), dwg.data(), dwu.data(), dwd.data(), ws, dout.data(),
+                 w.data(), wg.data(), wu.data(), wd.data(), T, H, I, E, K);
+    for (bool with_dx : {true, false}) {
+        // Expert 1: only gate trainable; expert 2: only down; experts 0 and 3 frozen.
+        std::vector<float> gg(I * H, 0.0f), gd(H * I, 0.0f), dx2(T * H, 7.0f), dw2(T * K);
+        std::vector<float*> pg(E, nullptr), pu(E, nullptr), pd(E, nullptr);
+        pg[1] = gg.data();
+        pd[2] = gd.data();
+        moe_backward(with_dx ? dx2.data() : nullptr, dw2.data(), pg.data(), pu.data(), pd.data(),
+                     ws, dout.data(), w.data(), wg.data(), wu.data(), wd.data(), T, H, I, E, K);
+        EXPECT_EQ(0, std::memcmp(dw2.data(), dw.data(), dw.size() * 4));
+        EXPECT_EQ(0, std::memcmp(gg.data(), dwg.data() + 1 * I * H, gg.size() * 4));
+        EXPECT_EQ(0, std::memcmp(gd.data(), dwd.data() + 2 * H * I, gd.size() * 4));
+        if (with_dx) {
+            EXPECT_EQ(0, std::memcmp(dx2.data(), dx.data(), dx.size() * 4));
+        } else {
+            EXPECT_EQ(dx2[0], 7.0f);  // untouched
+        }
+    }
 }
 
 TEST(Determinism, SameThreadCountIsBitIdentical) {

@@ -1,5 +1,6 @@
-// Dropless SwiGLU MoE forward (see moe.h). The expert GEMMs go through linear_forward (oneDNN)
-// one expert at a time with all threads; gather, activation and combine are parallel over rows.
+// Dropless SwiGLU MoE forward and backward (see moe.h). The expert GEMMs go through linear_forward
+// (oneDNN) one expert at a time with all threads; gather, activation and combine are parallel over
+// rows.
 #include "kernels/cpu/moe.h"
 
 #include <cmath>
@@ -85,9 +86,9 @@ void moe_forward(float* out,
 
 void moe_backward(float* dx,
                   float* dtopk_weight,
-                  float* dw_gate,
-                  float* dw_up,
-                  float* dw_down,
+                  float* const* dw_gate,
+                  float* const* dw_up,
+                  float* const* dw_down,
                   MoeWorkspace& ws,
                   const float* dout,
                   const float* topk_weight,
@@ -100,11 +101,16 @@ void moe_backward(float* dx,
                   int64_t E,
                   int64_t K) {
     const int64_t R = T * K;
+    auto grad_of = [](float* const* dw, int64_t e) { return dw ? dw[e] : nullptr; };
+    // An expert's da (gradient of silu(g)*u) feeds dx and its gate/up weight gradients.
+    auto needs_da = [&](int64_t e) {
+        return dx != nullptr || grad_of(dw_gate, e) != nullptr || grad_of(dw_up, e) != nullptr;
+    };
     ws.dy.resize(static_cast<size_t>(R * H));
-    ws.dxg.resize(static_cast<size_t>(R * H));
     ws.da.resize(static_cast<size_t>(R * I));
     ws.dg.resize(static_cast<size_t>(R * I));
     ws.du.resize(static_cast<size_t>(R * I));
+    if (dx) ws.dxg.resize(static_cast<size_t>(R * H));
     // Scatter dout to grouped rows scaled by the routing weight; gradient of the weights.
     parallel_for(T, 8, [&](int64_t b, int64_t e, int) {
         for (int64_t t = b; t < e; ++t) {
@@ -125,30 +131,44 @@ void moe_backward(float* dx,
     });
     for (int64_t e = 0; e < E; ++e) {
         const int64_t n = ws.count[e], r0 = ws.offset[e];
-        if (n == 0) continue;
-        linear_backward(&ws.da[r0 * I], dw_down + e * H * I, nullptr, &ws.dy[r0 * H], &ws.a[r0 * I],
-                        w_down + e * H * I, n, H, I);
+        float* dwd = grad_of(dw_down, e);
+        if (n == 0 || (!needs_da(e) && !dwd)) continue;
+        linear_backward(needs_da(e) ? &ws.da[r0 * I] : nullptr, dwd, nullptr, &ws.dy[r0 * H],
+                        &ws.a[r0 * I], w_down + e * H * I, n, H, I);
     }
-    parallel_for(R * I, 4096, [&](int64_t b, int64_t e, int) {
+    auto silu_backward = [&](int64_t b, int64_t e, int) {
         for (int64_t i = b; i < e; ++i) {
             const float g = ws.g[i], sg = 1.0f / (1.0f + std::exp(-g));
             ws.du[i] = ws.da[i] * g * sg;
             ws.dg[i] = ws.da[i] * ws.u[i] * sg * (1.0f + g * (1.0f - sg));
         }
-    });
+    };
+    if (dx) {
+        parallel_for(R * I, 4096, silu_backward);
+    } else {
+        for (int64_t e = 0; e < E; ++e)
+            if (ws.count[e] > 0 && needs_da(e))
+                parallel_for(ws.count[e] * I, 4096, [&](int64_t b, int64_t f, int tid) {
+                    silu_backward(ws.offset[e] * I + b, ws.offset[e] * I + f, tid);
+                });
+    }
     std::vector<float> tmp;
     for (int64_t e = 0; e < E; ++e) {
         const int64_t n = ws.count[e], r0 = ws.offset[e];
-        if (n == 0) continue;
-        tmp.resize(static_cast<size_t>(n * H));
-        linear_backward(&ws.dxg[r0 * H], dw_gate + e * I * H, nullptr, &ws.dg[r0 * I],
+        float* dwg = grad_of(dw_gate, e);
+        float* dwu = grad_of(dw_up, e);
+        if (n == 0 || (!dx && !dwg && !dwu)) continue;
+        if (dx) tmp.resize(static_cast<size_t>(n * H));
+        linear_backward(dx ? &ws.dxg[r0 * H] : nullptr, dwg, nullptr, &ws.dg[r0 * I],
                         &ws.xg[r0 * H], w_gate + e * I * H, n, I, H);
-        linear_backward(tmp.data(), dw_up + e * I * H, nullptr, &ws.du[r0 * I], &ws.xg[r0 * H],
+        linear_backward(dx ? tmp.data() : nullptr, dwu, nullptr, &ws.du[r0 * I], &ws.xg[r0 * H],
                         w_up + e * I * H, n, I, H);
+        if (!dx) continue;
         float* dst = &ws.dxg[r0 * H];
         for (int64_t i = 0; i < n * H; ++i)
             dst[i] += tmp[i];
     }
+    if (!dx) return;
     parallel_for(T, 8, [&](int64_t b, int64_t e, int) {
         for (int64_t t = b; t < e; ++t) {
             float* o = dx + t * H;
@@ -161,6 +181,32 @@ void moe_backward(float* dx,
             }
         }
     });
+}
+
+void moe_backward(float* dx,
+                  float* dtopk_weight,
+                  float* dw_gate,
+                  float* dw_up,
+                  float* dw_down,
+                  MoeWorkspace& ws,
+                  const float* dout,
+                  const float* topk_weight,
+                  const float* w_gate,
+                  const float* w_up,
+                  const float* w_down,
+                  int64_t T,
+                  int64_t H,
+                  int64_t I,
+                  int64_t E,
+                  int64_t K) {
+    std::vector<float*> g(static_cast<size_t>(E)), u(g.size()), d(g.size());
+    for (int64_t e = 0; e < E; ++e) {
+        g[static_cast<size_t>(e)] = dw_gate ? dw_gate + e * I * H : nullptr;
+        u[static_cast<size_t>(e)] = dw_up ? dw_up + e * I * H : nullptr;
+        d[static_cast<size_t>(e)] = dw_down ? dw_down + e * H * I : nullptr;
+    }
+    moe_backward(dx, dtopk_weight, g.data(), u.data(), d.data(), ws, dout, topk_weight, w_gate,
+                 w_up, w_down, T, H, I, E, K);
 }
 
 }  // namespace polymoe::kernels

@@ -73,4 +73,26 @@ void moe_backward(float* dx,
                   int64_t E,
                   int64_t K);
 
+// The same with one gradient pointer per expert (E entries each, any may be null: that expert's
+// weight is frozen and its weight-gradient GEMM is skipped) and dx null when no gradient is
+// needed below the block (only dtopk_weight, for the router, and the requested weight gradients
+// are computed; experts that need neither are skipped entirely). Values that are computed equal
+// those of the stacked form bit for bit.
+void moe_backward(float* dx,
+                  float* dtopk_weight,
+                  float* const* dw_gate,
+                  float* const* dw_up,
+                  float* const* dw_down,
+                  MoeWorkspace& ws,
+                  const float* dout,
+                  const float* topk_weight,
+                  const float* w_gate,
+                  const float* w_up,
+                  const float* w_down,
+                  int64_t T,
+                  int64_t H,
+                  int64_t I,
+                  int64_t E,
+                  int64_t K);
+
 }  // namespace polymoe::kernels
