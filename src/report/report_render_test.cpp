@@ -5,6 +5,7 @@
 // Chromium binary (POLYMOE_CHROMIUM); scripts/install_deps.sh installs one.
 #include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <array>
@@ -160,7 +161,9 @@ std::pair<double, size_t> ink(const Image& img) {
 class RenderTest : public ::testing::Test {
 protected:
     static void SetUpTestSuite() {
-        dir_ = fs::path(testing::TempDir()) / "report_render";
+        // One directory per process: CTest runs these tests as parallel processes, and each
+        // Chromium needs its own profile directory.
+        dir_ = fs::path(testing::TempDir()) / ("report_render_" + std::to_string(::getpid()));
         fs::remove_all(dir_);
         ReportInputs in;
         in.analysis = load_input(kFixtures / "analysis.json", "polymoe.analysis");
@@ -169,7 +172,10 @@ protected:
         report_ = new RenderedReport(render_report(in));
         write_report(*report_, dir_ / "out");
     }
-    static void TearDownTestSuite() { delete report_; }
+    static void TearDownTestSuite() {
+        delete report_;
+        fs::remove_all(dir_);
+    }
     static fs::path dir_;
     static RenderedReport* report_;
 };
