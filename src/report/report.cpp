@@ -1134,7 +1134,7 @@ void performance_findings(const JsonInput& analysis, Builder& b) {
     auto verdict = [](const Ci& c) {
         return c.below(0)   ? "more distinct routing goes with lower bits/byte"
                : c.above(0) ? "more distinct routing goes with higher bits/byte"
-                            : "no clear relation (interval includes 0)";
+                            : "no clear relation: the interval includes 0";
     };
     b.finding(fmt::format(
         "Routing vs held-out quality at {} (correlational, {} languages): Spearman correlation of "
