@@ -71,6 +71,17 @@ void legend_row(Svg& svg,
     svg.text(x + 22, y, name, {.size = 11});
 }
 
+// Horizontal grid lines with value labels at round steps over the y range.
+template <typename MapY>
+void y_grid(Svg& svg, const Range& yr, double left, double plot_w, MapY Y) {
+    const double ys = nice_step(yr.lo, yr.hi, 5);
+    const int yd = decimals_for(ys);
+    for (double t = std::ceil(yr.lo / ys - 1e-9) * ys; t <= yr.hi + ys * 1e-9; t += ys) {
+        svg.line(left, Y(t), left + plot_w, Y(t), "#e6e6e6");
+        svg.text(left - 6, Y(t) + 3.5, format_num(t, yd), {.size = 10, .anchor = Anchor::kEnd});
+    }
+}
+
 }  // namespace
 
 std::string format_num(double v, int decimals) {
@@ -274,12 +285,7 @@ Svg line_chart(const LineChartSpec& s) {
     auto X = [&](double x) { return left + (x - xr.lo) / (xr.hi - xr.lo) * plot_w; };
     auto Y = [&](double y) { return top + (1 - (y - yr.lo) / (yr.hi - yr.lo)) * plot_h; };
 
-    const double ys = nice_step(yr.lo, yr.hi, 5);
-    const int yd = decimals_for(ys);
-    for (double t = std::ceil(yr.lo / ys - 1e-9) * ys; t <= yr.hi + ys * 1e-9; t += ys) {
-        svg.line(left, Y(t), left + plot_w, Y(t), "#e6e6e6");
-        svg.text(left - 6, Y(t) + 3.5, format_num(t, yd), {.size = 10, .anchor = Anchor::kEnd});
-    }
+    y_grid(svg, yr, left, plot_w, Y);
     const double xs = std::max(1.0, nice_step(xr.lo, xr.hi, 8));
     for (double t = std::ceil(xr.lo / xs - 1e-9) * xs; t <= xr.hi + xs * 1e-9; t += xs) {
         svg.line(X(t), top + plot_h, X(t), top + plot_h + 4, "#555");
@@ -363,12 +369,7 @@ Svg bar_chart(const BarChartSpec& s) {
     svg.text(10, 10 + kTitleSize, s.title, {.size = kTitleSize, .bold = true});
     const double plot_h = s.height - top;
     auto Y = [&](double y) { return top + (1 - (y - yr.lo) / (yr.hi - yr.lo)) * plot_h; };
-    const double ys = nice_step(yr.lo, yr.hi, 5);
-    const int yd = decimals_for(ys);
-    for (double t = std::ceil(yr.lo / ys - 1e-9) * ys; t <= yr.hi + ys * 1e-9; t += ys) {
-        svg.line(left, Y(t), left + plot_w, Y(t), "#e6e6e6");
-        svg.text(left - 6, Y(t) + 3.5, format_num(t, yd), {.size = 10, .anchor = Anchor::kEnd});
-    }
+    y_grid(svg, yr, left, plot_w, Y);
     svg.line(left, Y(0), left + plot_w, Y(0), "#555");
     for (size_t gi = 0; gi < s.groups.size(); ++gi) {
         const BarGroup& g = s.groups[gi];
@@ -401,8 +402,7 @@ Svg bar_chart(const BarChartSpec& s) {
     svg.text(14, top + plot_h / 2, s.y_label,
              {.size = 11, .anchor = Anchor::kMiddle, .rotate = -90});
     if (!s.x_label.empty())
-        svg.text(left + plot_w / 2, height - 6, s.x_label,
-                 {.size = 11, .anchor = Anchor::kMiddle});
+        svg.text(left + plot_w / 2, height - 6, s.x_label, {.size = 11, .anchor = Anchor::kMiddle});
     double ly = top + 10;
     for (const auto& [name, color] : s.legend) {
         svg.rect(left + plot_w + 12, ly - 9, 12, 10, color);
