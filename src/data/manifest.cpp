@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "data/yaml_file.h"
 
 namespace polymoe::data {
 
@@ -91,7 +92,11 @@ std::vector<std::string> expand(const Ctx& c,
     fs::path p = fs::path(pattern).is_absolute() ? fs::path(pattern) : base / pattern;
     std::string full = p.lexically_normal().string();
     if (full.find_first_of("*?[") == std::string::npos) {
-        if (!fs::is_regular_file(full))
+        // The error_code overloads: a path the OS refuses (too long, not a directory on the
+        // way) is "no such file" here, not a std::filesystem_error escaping (found by
+        // fuzz/manifest).
+        std::error_code ec;
+        if (!fs::is_regular_file(full, ec))
             c.error(n, fmt::format("source \"{}\": expected an existing file, found none at {}",
                                    pattern, full));
         return {full};
@@ -101,7 +106,8 @@ std::vector<std::string> expand(const Ctx& c,
     std::vector<std::string> out;
     if (rc == 0)
         for (size_t i = 0; i < g.gl_pathc; ++i)
-            if (fs::is_regular_file(g.gl_pathv[i])) out.emplace_back(g.gl_pathv[i]);
+            if (std::error_code ec; fs::is_regular_file(g.gl_pathv[i], ec))
+                out.emplace_back(g.gl_pathv[i]);
     globfree(&g);
     if (out.empty())
         c.error(n, fmt::format("source \"{}\": expected the glob to match files, found none ({})",
@@ -169,17 +175,10 @@ std::vector<LanguageInfo> Manifest::language_infos() const {
     return v;
 }
 
-Manifest load_manifest(const std::string& path) {
+namespace {
+
+Manifest parse_manifest(const std::string& path, const YAML::Node& root) {
     Ctx c{path};
-    if (!fs::is_regular_file(path))
-        fail("manifest", "{}: expected a YAML manifest file, found none", path);
-    YAML::Node root;
-    try {
-        root = YAML::LoadFile(path);
-    } catch (const YAML::Exception& e) {
-        fail("manifest", "{}:{}: expected valid YAML, found a syntax error: {}", path,
-             e.mark.line + 1, e.msg);
-    }
     require_map(c, root, "manifest");
     check_keys(c, root, "manifest", {"version", "heldout", "prepare", "languages"});
     Manifest m;
@@ -263,6 +262,28 @@ Manifest load_manifest(const std::string& path) {
                  path, l.line, l.info.code, l.info.related);
     }
     return m;
+}
+
+}  // namespace
+
+Manifest load_manifest(const std::string& path) {
+    if (std::error_code ec; !fs::is_regular_file(path, ec))
+        fail("manifest", "{}: expected a YAML manifest file, found none", path);
+    check_yaml_size(path, "manifest");
+    YAML::Node root;
+    try {
+        root = YAML::LoadFile(path);
+    } catch (const YAML::Exception& e) {
+        fail("manifest", "{}:{}: expected valid YAML, found a syntax error: {}", path,
+             e.mark.line + 1, e.msg);
+    }
+    try {
+        return parse_manifest(path, root);
+    } catch (const YAML::Exception& e) {
+        // yaml-cpp conversions, e.g. a key that is itself a list or a mapping.
+        fail("manifest", "{}:{}: expected the manifest schema, found an error: {}", path,
+             e.mark.line + 1, e.msg);
+    }
 }
 
 }  // namespace polymoe::data

@@ -129,8 +129,10 @@ Shard Shard::open(const std::string& path) {
         fail("data", "{}: version: expected {}, found {}", path, kShardVersion, version);
     uint64_t nd = rd<uint64_t>(b + 16), nt = rd<uint64_t>(b + 24);
     uint64_t toff = rd<uint64_t>(b + 40), doff = rd<uint64_t>(b + 48);
-    if (kFixed + hb > size || toff < kFixed + hb || toff % 64 != 0 || doff % 8 != 0 ||
-        nt > (size - toff) / 4 || doff < toff + 4 * nt || nd > size / 16 ||
+    // toff and doff are bounded by the size first, so the sums below cannot wrap around 2^64
+    // (a wrapped docs_offset could otherwise satisfy the size equation and point anywhere).
+    if (toff > size || doff > size || kFixed + hb > size || toff < kFixed + hb || toff % 64 != 0 ||
+        doff % 8 != 0 || nt > (size - toff) / 4 || doff < toff + 4 * nt || nd > size / 16 ||
         doff + 8 * (2 * nd + 1) != size)
         fail("data",
              "{}: expected a complete shard of {} documents and {} tokens, found a "
@@ -144,7 +146,13 @@ Shard Shard::open(const std::string& path) {
                             l.at("family"), l.at("stage"), l.at("related")};
         s.meta_.split = j.at("split");
         s.meta_.tokenizer = j.at("tokenizer");
-        s.meta_.vocab_size = j.at("vocab_size");
+        // Checked before conversion: nlohmann converts a float such as 5e51 to int64 with
+        // undefined behaviour (found by fuzz/shard).
+        const auto& v = j.at("vocab_size");
+        if (!v.is_number_integer() || v.get<int64_t>() <= 0 || v.get<int64_t>() > INT32_MAX)
+            fail("data", "{}: header: vocab_size: expected an integer in [1, 2^31), found {}", path,
+                 v.dump());
+        s.meta_.vocab_size = v.get<int64_t>();
     } catch (const nlohmann::json::exception& e) {
         fail("data", "{}: header: expected the shard JSON header, found an error: {}", path,
              e.what());
@@ -171,7 +179,7 @@ ShardSet ShardSet::open(const std::string& dir, const std::string& code, const s
     ShardSet set;
     for (int i = 0;; ++i) {
         fs::path p = fs::path(dir) / shard_file_name(code, split, i);
-        if (!fs::exists(p)) break;
+        if (std::error_code ec; !fs::exists(p, ec)) break;
         set.shards_.push_back(Shard::open(p.string()));
         const Shard& s = set.shards_.back();
         if (s.meta().language.code != code || s.meta().split != split)

@@ -7,19 +7,13 @@
 #include <set>
 
 #include "core/error.h"
+#include "data/yaml_file.h"
 
 namespace polymoe::data {
 
-std::vector<ConfigEntry> load_stage_config(const std::string& path) {
-    if (!std::filesystem::is_regular_file(path))
-        fail("config", "{}: expected a YAML stage config, found no such file", path);
-    YAML::Node root;
-    try {
-        root = YAML::LoadFile(path);
-    } catch (const YAML::Exception& e) {
-        fail("config", "{}:{}: expected valid YAML, found a syntax error: {}", path,
-             e.mark.line + 1, e.msg);
-    }
+namespace {
+
+std::vector<ConfigEntry> entries(const std::string& path, const YAML::Node& root) {
     if (!root.IsMap())
         fail("config",
              "{}: expected a mapping of option names to values, found another YAML "
@@ -52,6 +46,28 @@ std::vector<ConfigEntry> load_stage_config(const std::string& path) {
         out.push_back(std::move(e));
     }
     return out;
+}
+
+}  // namespace
+
+std::vector<ConfigEntry> load_stage_config(const std::string& path) {
+    if (std::error_code ec; !std::filesystem::is_regular_file(path, ec))
+        fail("config", "{}: expected a YAML stage config, found no such file", path);
+    check_yaml_size(path, "config");
+    YAML::Node root;
+    try {
+        root = YAML::LoadFile(path);
+    } catch (const YAML::Exception& e) {
+        fail("config", "{}:{}: expected valid YAML, found a syntax error: {}", path,
+             e.mark.line + 1, e.msg);
+    }
+    try {
+        return entries(path, root);
+    } catch (const YAML::Exception& e) {
+        // For instance a key that is itself a list or a mapping, which has no string value.
+        fail("config", "{}:{}: expected option names and plain values, found an error: {}", path,
+             e.mark.line + 1, e.msg);
+    }
 }
 
 }  // namespace polymoe::data

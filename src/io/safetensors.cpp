@@ -27,6 +27,7 @@ namespace {
 
 using nlohmann::json;
 constexpr std::string_view kComponent = "safetensors";
+constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 
 uint64_t read_le_u64(const uint8_t* p) {
     uint64_t v = 0;
@@ -241,6 +242,11 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
              "{}: header length: expected at most {} bytes (file size {} minus 8), "
              "found {}",
              path, file_size - 8, file_size, header_len);
+    // The format's own cap (the reference implementation refuses larger headers): a JSON
+    // header of GBs would cost several times its size in parsed nodes before any check ran.
+    if (header_len > kMaxHeaderBytes)
+        fail(kComponent, "{}: header length: expected at most {} bytes, found {}", path,
+             kMaxHeaderBytes, header_len);
     const int64_t data_size = static_cast<int64_t>(file_size - 8 - header_len);
     f.data_section_ = base + 8 + header_len;
 

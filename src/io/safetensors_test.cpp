@@ -297,6 +297,19 @@ TEST(Safetensors, RejectsHeaderLengthLargerThanFile) {
     EXPECT_TRUE(throws_error_with([&] { SafetensorsFile::open(path); }, {path, "header length"}));
 }
 
+// Issue 12: a header above the format's 100 MB cap is refused before it is parsed. The file is
+// sparse (ftruncate), so the test writes a few bytes, not 100 MB.
+TEST(Safetensors, RejectsHeaderAboveCap) {
+    TempDir tmp;
+    const std::string path = tmp.path("huge_header.safetensors");
+    const uint64_t n = 100'000'001;
+    write_bytes(path, le64(n) + "{");
+    std::filesystem::resize_file(path, 8 + n);
+    EXPECT_TRUE(throws_error_with(
+        [&] { SafetensorsFile::open(path); },
+        {path, "header length", "expected at most 100000000 bytes", "found 100000001"}));
+}
+
 TEST(Safetensors, RejectsCorruptedJson) {
     TempDir tmp;
     const std::string path = write_two_tensors(tmp);

@@ -109,6 +109,8 @@ struct WordCache {
     uint64_t owner = 0;
     std::unordered_map<std::string, std::vector<Piece>> map;
 };
+// Largest token id accepted in a tokenizer.json (2^24 - 1; real vocabularies stay below 2^20).
+constexpr int64_t kMaxTokenId = (int64_t{1} << 24) - 1;
 constexpr size_t kCacheMax = 1 << 17;
 
 // Hash map for merges: (left id, right id) -> (rank, new id); open addressing, power-of-2 size.
@@ -309,11 +311,23 @@ void Tokenizer::Impl::load_model(const json& m) {
 
     if (!m.contains("vocab") || !m["vocab"].is_object())
         fail("tokenizer", "{}: model.vocab: expected an object", origin);
+    // Ids index a table of id_to_tok, so they are bounded before it is allocated: real
+    // vocabularies are dense (ids 0..n-1, n up to a few hundred thousand); a sparse one may leave
+    // gaps, but not ask for a table more than twice its size (plus slack for small files).
+    const int64_t vocab_entries = static_cast<int64_t>(m["vocab"].size());
+    const int64_t id_limit = std::min<int64_t>(kMaxTokenId, 2 * vocab_entries + 1024);
     int32_t max_id = -1;
     for (const auto& [tok, idj] : m["vocab"].items()) {
+        // An integer check first: nlohmann converts a float such as 1e30 with undefined
+        // behaviour.
+        if (!idj.is_number_integer())
+            fail("tokenizer", "{}: model.vocab[\"{}\"]: expected an integer id, found {}", origin,
+                 tok, idj.dump());
         int64_t id = idj.get<int64_t>();
-        if (id < 0 || id > (1 << 30))
-            fail("tokenizer", "{}: model.vocab[{}]: id {} out of range", origin, tok, id);
+        if (id < 0 || id > id_limit)
+            fail("tokenizer",
+                 "{}: model.vocab[\"{}\"]: expected an id in [0, {}] ({} entries), found {}",
+                 origin, tok, id_limit, vocab_entries, id);
         vocab[tok] = static_cast<int32_t>(id);
         max_id = std::max(max_id, static_cast<int32_t>(id));
     }

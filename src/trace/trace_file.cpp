@@ -89,7 +89,16 @@ TraceHeader parse_header_json(const std::string& text, const std::string& origin
     TraceHeader h;
     try {
         auto j = nlohmann::json::parse(text);
-        h.layers = j.at("layers").get<std::vector<int>>();
+        // Integers checked one by one: nlohmann converts a float such as 1e30 (or an integer
+        // beyond int) to int with undefined or implementation-defined results.
+        for (const auto& layer : j.at("layers")) {
+            if (!layer.is_number_integer() || layer.get<int64_t>() < 0 ||
+                layer.get<int64_t>() > 1000000)
+                fail("trace",
+                     "{}: header: layers: expected model layer indices in [0, 1000000], found {}",
+                     origin, layer.dump());
+            h.layers.push_back(static_cast<int>(layer.get<int64_t>()));
+        }
         for (const auto& l : j.at("languages"))
             h.languages.push_back({l.at("code"), l.at("name"), l.at("script"), l.at("family"),
                                    l.at("stage"), l.at("related")});
@@ -190,7 +199,8 @@ TraceFile TraceFile::open(const std::string& path) {
     const uint32_t version = rd<uint32_t>(b + 8), hb = rd<uint32_t>(b + 12);
     if (version != kTraceVersion)
         fail("trace", "{}: version: expected {}, found {}", path, kTraceVersion, version);
-    const size_t data0 = kFixed + (hb + 63) / 64 * 64;
+    // In 64 bits: hb + 63 wraps around in u32 for a hostile hb near 4 GiB.
+    const size_t data0 = kFixed + (static_cast<size_t>(hb) + 63) / 64 * 64;
     if (data0 > size)
         fail("trace", "{}: header: expected {} bytes of JSON, found a {}-byte file", path, hb,
              size);
@@ -200,8 +210,11 @@ TraceFile TraceFile::open(const std::string& path) {
     h.top_k = static_cast<int>(rd<uint32_t>(b + 20));
     const uint32_t R = rd<uint32_t>(b + 24);
     h.has_logits = (rd<uint32_t>(b + 28) & 1u) != 0;
-    if (R != h.layers.size() || h.top_k <= 0 || h.num_experts <= 0 || h.top_k > h.num_experts)
-        fail("trace", "{}: expected E >= K > 0 and {} recorded layers, found E {} K {} R {}", path,
+    // Expert ids are u16, so E <= 65536; read as u32, E and K above 2^31 turn negative above.
+    if (R != h.layers.size() || h.top_k <= 0 || h.num_experts <= 0 || h.top_k > h.num_experts ||
+        h.num_experts > 65536)
+        fail("trace",
+             "{}: expected 65536 >= E >= K > 0 and {} recorded layers, found E {} K {} R {}", path,
              h.layers.size(), h.num_experts, h.top_k, R);
     const size_t E = static_cast<size_t>(h.num_experts), K = static_cast<size_t>(h.top_k);
     int64_t max_doc = -1;
@@ -213,14 +226,23 @@ TraceFile TraceFile::open(const std::string& path) {
         }
         const size_t n = rd<uint32_t>(b + off + 4);
         const uint64_t bytes = rd<uint64_t>(b + off + 8);
-        const size_t RnK = R * n * K;
-        size_t want = 16 + pad8(2 * n) + 4 * pad8(4 * n) + pad8(2 * RnK) + pad8(4 * RnK);
-        if (h.has_logits) want += pad8(4 * R * n * E);
-        if (bytes != want)
+        // The chunk size in 128 bits: R * n * K (and * E) can pass 2^64 for hostile counts, and a
+        // wrapped size could equal `bytes` and let the columns below point past the mapping.
+        using u128 = unsigned __int128;
+        auto pad8w = [](u128 v) { return (v + 7) / 8 * 8; };
+        const u128 RnK128 = u128{R} * n * K;
+        u128 want128 = 16 + pad8w(u128{2} * n) + 4 * pad8w(u128{4} * n) + pad8w(2 * RnK128) +
+                       pad8w(4 * RnK128);
+        if (h.has_logits) want128 += pad8w(u128{4} * R * n * E);
+        if (want128 != bytes)
             fail("trace",
-                 "{}: chunk at byte {}: expected {} bytes for {} tokens, "
+                 "{}: chunk at byte {}: expected {} bytes for {} tokens of {} layers x top-{}, "
                  "found {}",
-                 path, off, want, n, bytes);
+                 path, off,
+                 want128 >> 64 ? std::string("more than 2^64")
+                               : std::to_string(static_cast<uint64_t>(want128)),
+                 n, R, K, bytes);
+        const size_t RnK = static_cast<size_t>(RnK128);
         if (bytes > size - off) {
             t.truncated_ = true;
             break;
