@@ -121,6 +121,13 @@ Image decode_png(const std::string& bytes) {
     return img;
 }
 
+std::string slurp(const fs::path& p) {
+    std::ifstream f(p, std::ios::binary);
+    std::stringstream s;
+    s << f.rdbuf();
+    return s.str();
+}
+
 struct ChromiumRun {
     int status = -1;
     std::string out, err;
@@ -136,12 +143,6 @@ ChromiumRun chromium(const std::string& args, const fs::path& dir) {
                             err.string();
     ChromiumRun r;
     r.status = std::system(cmd.c_str());
-    auto slurp = [](const fs::path& p) {
-        std::ifstream f(p, std::ios::binary);
-        std::stringstream s;
-        s << f.rdbuf();
-        return s.str();
-    };
     r.out = slurp(out);
     r.err = slurp(err);
     return r;
@@ -206,10 +207,7 @@ TEST_F(RenderTest, ScreenshotsAreNonEmptyPictures) {
                                  (dir_ / "out" / "report.html").string(),
                              dir_);
     ASSERT_EQ(r.status, 0) << r.err;
-    std::ifstream f(page, std::ios::binary);
-    std::stringstream s;
-    s << f.rdbuf();
-    const Image img = decode_png(s.str());
+    const Image img = decode_png(slurp(page));
     EXPECT_EQ(img.width, 1400);
     const auto [share, colours] = ink(img);
     EXPECT_GT(share, 0.05) << "page looks blank";
@@ -229,10 +227,7 @@ TEST_F(RenderTest, ScreenshotsAreNonEmptyPictures) {
             "--window-size=" + size + " --screenshot=" + png.string() + " file://" + svg.string(),
             dir_);
         ASSERT_EQ(r.status, 0) << fig.name << ": " << r.err;
-        std::ifstream g(png, std::ios::binary);
-        std::stringstream t;
-        t << g.rdbuf();
-        const auto [fs_share, fs_colours] = ink(decode_png(t.str()));
+        const auto [fs_share, fs_colours] = ink(decode_png(slurp(png)));
         EXPECT_GT(fs_share, 0.02) << fig.name << " looks blank";
         EXPECT_GT(fs_colours, 8u) << fig.name;
     }
@@ -246,10 +241,7 @@ TEST_F(RenderTest, BlankFigureFailsTheInkCheck) {
     const ChromiumRun r = chromium(
         "--window-size=300,200 --screenshot=" + png.string() + " file://" + svg.string(), dir_);
     ASSERT_EQ(r.status, 0) << r.err;
-    std::ifstream g(png, std::ios::binary);
-    std::stringstream t;
-    t << g.rdbuf();
-    const Image img = decode_png(t.str());
+    const Image img = decode_png(slurp(png));
     EXPECT_EQ(img.width, 300);
     EXPECT_LT(ink(img).first, 0.001);
 }
