@@ -39,6 +39,10 @@ std::string xml_escape(std::string_view s) {
 
 std::string coord(double v) {
     if (!std::isfinite(v)) v = 0;
+    // Snap to a 1e-6 grid before rounding to two decimals: builds with other optimisation
+    // (vector code, operation order) differ in the last bits, which flips ties such as 143.375
+    // between "143.37" and "143.38" and would break the byte-stable output.
+    v = std::round(v * 1e6) / 1e6;
     std::string s = fmt::format("{:.2f}", v);
     if (s == "-0.00") s = "0.00";
     return s;
