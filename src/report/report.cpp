@@ -827,6 +827,12 @@ void drift(const JsonInput& analysis, const Study& s, Builder& b) {
 
 // ---- Ablation ----
 
+// "FIRST–LAST" of an interventions.json layer range.
+std::string layer_span(const Node& range) {
+    const Node l = range["layers"];
+    return fmt::format("{}–{}", l[0].integer(), l[l.size() - 1].integer());
+}
+
 void ablation(const JsonInput& in, const Study& s, Builder& b) {
     const Node r = root(in);
     if (r["kind"].str() != "polymoe.interventions")
@@ -848,8 +854,7 @@ void ablation(const JsonInput& in, const Study& s, Builder& b) {
     const Node ranges = r["ranges"];
     for (size_t k = 0; k < ranges.size(); ++k) {
         const Node rg = ranges[k];
-        const std::string span = fmt::format("{}–{}", rg["layers"][0].integer(),
-                                             rg["layers"][rg["layers"].size() - 1].integer());
+        const std::string span = layer_span(rg);
         const Node rows = rg["rows"];
         std::vector<std::string> ablated;
         for (size_t i = 0; i < rows.size(); ++i)
@@ -1089,8 +1094,7 @@ void ablation_findings(const JsonInput& in, Builder& b) {
     const Node ranges = root(in)["ranges"];
     for (size_t k = 0; k < ranges.size(); ++k) {
         const Node rg = ranges[k];
-        const std::string span = fmt::format("{}–{}", rg["layers"][0].integer(),
-                                             rg["layers"][rg["layers"].size() - 1].integer());
+        const std::string span = layer_span(rg);
         const Node rows = rg["rows"];
         std::vector<std::string> yes, no;
         for (size_t i = 0; i < rows.size(); ++i)
