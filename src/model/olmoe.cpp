@@ -22,7 +22,7 @@ void allocate_activations(
     Activations& a, const OlmoeConfig& c, int64_t B, int64_t S, bool logits, bool train) {
     a.train = train;
     a.saved.assign(train ? static_cast<size_t>(c.num_hidden_layers) : 0, LayerSaved{});
-    if (train) logits = true;
+    if (train) logits = false;  // the training head works in row chunks (head_chunk)
     const auto T = static_cast<size_t>(B * S);
     const auto H = static_cast<size_t>(c.hidden_size), E = static_cast<size_t>(c.num_experts),
                K = static_cast<size_t>(c.num_experts_per_tok);
@@ -44,6 +44,16 @@ void allocate_activations(
     a.ce_rows.resize(T);
     a.targets.resize(T);
     a.logits.resize(logits ? T * static_cast<size_t>(c.vocab_size) : 0);
+    a.head_rows = 0;
+    a.head_chunk.clear();
+    if (train) {
+        // Fewest equal chunks of at most kHeadChunkBytes of logits each.
+        const auto V = static_cast<int64_t>(c.vocab_size);
+        const int64_t max_rows = std::max<int64_t>(1, kHeadChunkBytes / (4 * V));
+        const int64_t chunks = (B * S + max_rows - 1) / max_rows;
+        a.head_rows = (B * S + chunks - 1) / chunks;
+        a.head_chunk.resize(static_cast<size_t>(a.head_rows * V));
+    }
     a.rope = k::rope_table(S, c.head_dim(), c.rope_theta);
 }
 
@@ -110,14 +120,28 @@ Intervention Intervention::force(const std::vector<int>& experts, int first, int
     return iv;
 }
 
-ForwardResult olmoe_forward(Activations& a,
-                            const OlmoeWeights& w,
-                            const int32_t* ids,
-                            const int32_t* mask,
-                            int64_t B,
-                            int64_t S,
-                            ForwardObserver* observer,
-                            const Intervention* intervention) {
+namespace {
+
+// HF shift: row (b, s) predicts ids[b, s+1]; padding labels and the last column are ignored.
+void shift_targets(
+    int32_t* targets, const int32_t* ids, const int32_t* mask, int64_t T, int64_t S) {
+    for (int64_t t = 0; t < T; ++t) {
+        const int64_t s = t % S;
+        const bool has_next = s + 1 < S && (!mask || mask[t + 1] != 0);
+        targets[t] = has_next ? ids[t + 1] : -100;
+    }
+}
+
+// Embedding and every layer, leaving the final residual stream in a.x (and, when a.train, what
+// backward needs in a.saved); returns the router losses.
+ForwardResult forward_layers(Activations& a,
+                             const OlmoeWeights& w,
+                             const int32_t* ids,
+                             const int32_t* mask,
+                             int64_t B,
+                             int64_t S,
+                             ForwardObserver* observer,
+                             const Intervention* intervention) {
     const OlmoeConfig& c = w.config;
     const int64_t T = B * S, H = c.hidden_size, I = c.intermediate_size, E = c.num_experts,
                   K = c.num_experts_per_tok, V = c.vocab_size, NH = c.num_attention_heads,
@@ -236,20 +260,37 @@ ForwardResult olmoe_forward(Activations& a,
     r.z = rl.z;
     r.megablocks_lb = rl.megablocks_lb;
     r.megablocks_z = rl.megablocks_z;
+    return r;
+}
+
+void set_totals(ForwardResult& r, const OlmoeConfig& c) {
+    r.hf_total = r.ce + c.router_aux_loss_coef * r.aux;
+    r.olmoe_total = r.ce + r.megablocks_lb + r.megablocks_z;
+}
+
+}  // namespace
+
+ForwardResult olmoe_forward(Activations& a,
+                            const OlmoeWeights& w,
+                            const int32_t* ids,
+                            const int32_t* mask,
+                            int64_t B,
+                            int64_t S,
+                            ForwardObserver* observer,
+                            const Intervention* intervention) {
+    POLYMOE_CHECK(!a.train, "training activations go through olmoe_forward_backward");
+    const OlmoeConfig& c = w.config;
+    ForwardResult r = forward_layers(a, w, ids, mask, B, S, observer, intervention);
     if (!a.logits.empty()) {
-        k::rmsnorm_forward(a.h.data(), nullptr, a.x.data(), w.final_norm(), T, H, eps);
+        const int64_t T = B * S, H = c.hidden_size, V = c.vocab_size;
+        k::rmsnorm_forward(a.h.data(), nullptr, a.x.data(), w.final_norm(), T, H,
+                           static_cast<float>(c.rms_norm_eps));
         k::linear_forward(a.logits.data(), a.h.data(), w.lm_head(), nullptr, T, V, H);
-        // HF shift: row (b, s) predicts ids[b, s+1]; padding labels and the last column ignored.
-        for (int64_t t = 0; t < T; ++t) {
-            const int64_t s = t % S;
-            const bool has_next = s + 1 < S && (!mask || mask[t + 1] != 0);
-            a.targets[t] = has_next ? ids[t + 1] : -100;
-        }
+        shift_targets(a.targets.data(), ids, mask, T, S);
         r.ce = k::cross_entropy_forward(a.ce_rows.data(), a.logits.data(), a.targets.data(), T, V,
                                         &r.ce_tokens);
     }
-    r.hf_total = r.ce + c.router_aux_loss_coef * r.aux;
-    r.olmoe_total = r.ce + r.megablocks_lb + r.megablocks_z;
+    set_totals(r, c);
     return r;
 }
 
@@ -337,29 +378,19 @@ void add_to(float* x, const std::vector<float>& y) {
 
 }  // namespace
 
-void olmoe_backward(std::vector<float>& grad,
-                    Activations& a,
-                    const OlmoeWeights& w,
-                    const int32_t* ids,
-                    const int32_t* mask,
-                    int64_t B,
-                    int64_t S,
-                    const ForwardResult& fr,
-                    Objective objective) {
-    POLYMOE_CHECK(grad.size() == w.slab.size(), "gradient slab size");
-    olmoe_backward(grad.data(), GradLayout::all(w.table), a, w, ids, mask, B, S, fr, objective);
-}
+namespace {
 
-void olmoe_backward(float* grad,
-                    const GradLayout& layout,
-                    Activations& a,
-                    const OlmoeWeights& w,
-                    const int32_t* ids,
-                    const int32_t* mask,
-                    int64_t B,
-                    int64_t S,
-                    const ForwardResult& fr,
-                    Objective objective) {
+// The head (cross-entropy included, which fills fr.ce) and the backward of forward_layers.
+void backward(float* grad,
+              const GradLayout& layout,
+              Activations& a,
+              const OlmoeWeights& w,
+              const int32_t* ids,
+              const int32_t* mask,
+              int64_t B,
+              int64_t S,
+              ForwardResult& fr,
+              Objective objective) {
     const OlmoeConfig& c = w.config;
     const int64_t T = B * S, H = c.hidden_size, I = c.intermediate_size, E = c.num_experts,
                   K = c.num_experts_per_tok, V = c.vocab_size, NH = c.num_attention_heads,
@@ -367,8 +398,8 @@ void olmoe_backward(float* grad,
                   KW = c.kv_width();
     const int64_t L = c.num_hidden_layers;
     const auto eps = static_cast<float>(c.rms_norm_eps);
-    POLYMOE_CHECK(a.train && a.B == B && a.S == S, "olmoe_backward needs a training forward");
-    POLYMOE_CHECK(!w.compute_bf16(), "olmoe_backward needs f32 weights");
+    POLYMOE_CHECK(a.train && a.B == B && a.S == S, "backward needs a training forward");
+    POLYMOE_CHECK(!w.compute_bf16(), "training needs f32 weights");
     const ParamTable& tab = w.table;
     POLYMOE_CHECK(layout.offset.size() == tab.params().size(), "gradient layout size");
     // Gradient of one parameter, or null when it is frozen (or absent, as biases may be).
@@ -422,21 +453,40 @@ void olmoe_backward(float* grad,
     int64_t lowest = INT64_MAX;
     for (size_t i = 0; i < tab.params().size(); ++i)
         if (!layout.frozen(i)) lowest = std::min(lowest, position(tab.params()[i]));
-    if (lowest == INT64_MAX) return;  // nothing trainable
     auto below = [&](int64_t pos) { return lowest < pos; };
 
-    // Head: ce -> logits -> lm_head -> final norm.
-    std::vector<float> dlogits(T * V), hf(T * H), rstd_f(T), dh(T * H), dx(T * H), tmp(T * H);
+    // Head, in chunks of a.head_rows rows so that [T, V] logits never exist: per chunk the
+    // logits, then the cross-entropy value and its gradient at once (overwriting the logits),
+    // then the lm-head gradients. The CE gradient is known before the loss value: every
+    // objective is ce + router terms, and d ce / d logits = (softmax - onehot) / counted rows.
+    std::vector<float> rstd_f(T), dh(T * H), dx(T * H), tmp(T * H);
+    float* hf = a.h.data();  // free after the layers (the MoE input is saved in a.saved)
+    k::rmsnorm_forward(hf, rstd_f.data(), a.x.data(), w.final_norm(), T, H, eps);
+    shift_targets(a.targets.data(), ids, mask, T, S);
+    fr.ce_tokens =
+        std::count_if(a.targets.begin(), a.targets.end(), [](int32_t t) { return t != -100; });
     const double scale = fr.ce_tokens > 0 ? 1.0 / double(fr.ce_tokens) : 0.0;
-    k::cross_entropy_backward(dlogits.data(), a.logits.data(), a.targets.data(), T, V, scale);
-    k::rmsnorm_forward(hf.data(), rstd_f.data(), a.x.data(), w.final_norm(), T, H, eps);
     const bool tied = c.tie_word_embeddings;
+    float* dlm = G(tied ? ParamKind::Embedding : ParamKind::LmHead);
     const float* lm = Wf(tied ? ParamKind::Embedding : ParamKind::LmHead);
-    k::linear_backward(below(8 * L + 1) ? dh.data() : nullptr,
-                       G(tied ? ParamKind::Embedding : ParamKind::LmHead), nullptr, dlogits.data(),
-                       hf.data(), lm, T, V, H);
-    dlogits = {};
-    if (!below(8 * L + 1)) return;
+    const bool dhead = below(8 * L + 1);
+    for (int64_t r0 = 0; r0 < T; r0 += a.head_rows) {
+        const int64_t n = std::min(a.head_rows, T - r0);
+        float* z = a.head_chunk.data();
+        k::linear_forward(z, hf + r0 * H, w.lm_head(), nullptr, n, V, H);
+        k::cross_entropy_fused(a.ce_rows.data() + r0, z, a.targets.data() + r0, n, V, scale,
+                               nullptr);
+        if (dlm || dhead)
+            k::linear_backward(dhead ? dh.data() + r0 * H : nullptr, dlm, nullptr, z, hf + r0 * H,
+                               lm, n, V, H);
+    }
+    // The mean in row order, as cross_entropy_forward sums it.
+    double ce_sum = 0;
+    for (int64_t t = 0; t < T; ++t)
+        if (a.targets[t] != -100) ce_sum += a.ce_rows[t];
+    fr.ce = fr.ce_tokens > 0 ? ce_sum / double(fr.ce_tokens) : 0.0;
+    set_totals(fr, c);
+    if (!dhead) return;
     k::rmsnorm_backward(dx.data(), G(ParamKind::FinalNorm), dh.data(), a.x.data(), w.final_norm(),
                         rstd_f.data(), T, H);
     if (!below(8 * L)) return;
@@ -519,6 +569,36 @@ void olmoe_backward(float* grad,
     if (G(ParamKind::Embedding))
         k::embedding_backward(G(ParamKind::Embedding), dx.data(), ids, T, H,
                               c.pad_token_id ? *c.pad_token_id : -1);
+}
+
+}  // namespace
+
+ForwardResult olmoe_forward_backward(float* grad,
+                                     const GradLayout& layout,
+                                     Activations& a,
+                                     const OlmoeWeights& w,
+                                     const int32_t* ids,
+                                     const int32_t* mask,
+                                     int64_t B,
+                                     int64_t S,
+                                     Objective objective) {
+    POLYMOE_CHECK(a.train, "olmoe_forward_backward needs training activations");
+    ForwardResult r = forward_layers(a, w, ids, mask, B, S, nullptr, nullptr);
+    backward(grad, layout, a, w, ids, mask, B, S, r, objective);
+    return r;
+}
+
+ForwardResult olmoe_forward_backward(std::vector<float>& grad,
+                                     Activations& a,
+                                     const OlmoeWeights& w,
+                                     const int32_t* ids,
+                                     const int32_t* mask,
+                                     int64_t B,
+                                     int64_t S,
+                                     Objective objective) {
+    POLYMOE_CHECK(grad.size() == w.slab.size(), "gradient slab size");
+    return olmoe_forward_backward(grad.data(), GradLayout::all(w.table), a, w, ids, mask, B, S,
+                                  objective);
 }
 
 }  // namespace polymoe::model

@@ -32,6 +32,10 @@ struct LayerSaved {
     kernels::MoeWorkspace moe;
 };
 
+// The training head computes logits for at most this many bytes of rows at a time (64 MiB: 333
+// rows of OLMoE's 50,304-entry vocabulary, against 412 MB for a full 8 x 256 batch).
+inline constexpr int64_t kHeadChunkBytes = int64_t{64} << 20;
+
 // Buffers for one forward of shape (B, S); T = B * S.
 struct Activations {
     int64_t B = 0, S = 0;
@@ -45,7 +49,9 @@ struct Activations {
     std::vector<int32_t> topk_idx;     // [T, K]
     std::vector<float> topk_weight;    // [T, K]
     std::vector<float> margin, lse;    // [T]
-    std::vector<float> logits;         // [T, V] (only when requested)
+    std::vector<float> logits;         // [T, V] (only when requested; never when training)
+    int64_t head_rows = 0;             // training: rows per lm-head chunk
+    std::vector<float> head_chunk;     // training: [head_rows, V] logits, then their gradient
     std::vector<double> ce_rows;       // [T]
     std::vector<int32_t> targets;      // [T] shifted labels, -100 ignored
     kernels::MoeWorkspace moe;
@@ -54,8 +60,8 @@ struct Activations {
     std::vector<LayerSaved> saved;  // [L] when train
 };
 
-// Allocates (or re-allocates for a new shape) the buffers of `a`; `train` also keeps what
-// olmoe_backward needs (logits are then required).
+// Allocates (or re-allocates for a new shape) the buffers of `a`; `train` keeps what
+// olmoe_forward_backward needs instead of logits (`logits` is ignored).
 void allocate_activations(
     Activations& a, const OlmoeConfig& c, int64_t B, int64_t S, bool logits, bool train = false);
 
@@ -66,7 +72,8 @@ struct ForwardResult {
 };
 
 // ids: [B, S]; mask: [B, S] (1 token, 0 padding) or null. Ids are validated (0 <= id < V,
-// polymoe::Error otherwise) before any kernel runs. Logits land in a.logits when allocated.
+// polymoe::Error otherwise) before any kernel runs. Logits land in a.logits when allocated (ce
+// is then computed too). Inference only: training activations go to olmoe_forward_backward.
 ForwardResult olmoe_forward(Activations& a,
                             const OlmoeWeights& w,
                             const int32_t* ids,
@@ -81,32 +88,34 @@ ForwardResult olmoe_forward(Activations& a,
 enum class Objective { Ce, Hf, HfZ, Olmoe };
 double objective_value(const ForwardResult& r, Objective o, double router_aux_loss_coef);
 
-// Gradient of the objective after olmoe_forward(a, ...) with a.train: accumulates into `grad`
-// (the parameter slab layout of w.table, f32 weights). The pad embedding row gets no gradient;
-// experts that received no token get zero. Top-k selections carry no gradient.
-void olmoe_backward(std::vector<float>& grad,
-                    Activations& a,
-                    const OlmoeWeights& w,
-                    const int32_t* ids,
-                    const int32_t* mask,
-                    int64_t B,
-                    int64_t S,
-                    const ForwardResult& fr,
-                    Objective objective);
-
-// The same into a gradient buffer laid out by `layout` ([layout.total]): frozen parameters get
+// One training forward and backward of `objective`: the losses (as olmoe_forward's) and their
+// gradient accumulated into `grad`, laid out by `layout` ([layout.total]): frozen parameters get
 // nothing, and work that only feeds them is skipped (their weight-gradient GEMMs, and the whole
-// backward below the lowest trainable parameter). The gradients that are computed are those of
-// the full backward, bit for bit.
-void olmoe_backward(float* grad,
-                    const GradLayout& layout,
-                    Activations& a,
-                    const OlmoeWeights& w,
-                    const int32_t* ids,
-                    const int32_t* mask,
-                    int64_t B,
-                    int64_t S,
-                    const ForwardResult& fr,
-                    Objective objective);
+// backward below the lowest trainable parameter); the gradients that are computed are those of
+// the full backward, bit for bit. The pad embedding row gets no gradient; experts that received
+// no token get zero; top-k selections carry no gradient. `a` comes from
+// allocate_activations(train = true). The lm head and cross-entropy run in chunks of
+// a.head_rows rows: logits of a chunk, then the CE value and its gradient in one pass (the CE
+// gradient does not depend on the router terms), then the lm-head GEMMs, so [T, V] logits are
+// never held; the CE sum runs in row order, so the loss equals olmoe_forward's bit for bit.
+ForwardResult olmoe_forward_backward(float* grad,
+                                     const GradLayout& layout,
+                                     Activations& a,
+                                     const OlmoeWeights& w,
+                                     const int32_t* ids,
+                                     const int32_t* mask,
+                                     int64_t B,
+                                     int64_t S,
+                                     Objective objective);
+
+// The same with every parameter trainable (grad in the slab layout of w.table, f32 weights).
+ForwardResult olmoe_forward_backward(std::vector<float>& grad,
+                                     Activations& a,
+                                     const OlmoeWeights& w,
+                                     const int32_t* ids,
+                                     const int32_t* mask,
+                                     int64_t B,
+                                     int64_t S,
+                                     Objective objective);
 
 }  // namespace polymoe::model

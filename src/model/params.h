@@ -72,7 +72,7 @@ private:
 
 // Where each parameter's gradient lives (--trainable). A gradient buffer holds only the trainable
 // parameters, packed in table order; a frozen parameter has offset -1 and no storage at all, and
-// olmoe_backward skips the work that only feeds frozen weight gradients. all() is the identity
+// olmoe_forward_backward skips the work that only feeds frozen weight gradients. all() is the identity
 // (gradient buffer = slab layout), what full training and the golden tests use.
 struct GradLayout {
     std::vector<int64_t> offset;  // [params] offset in the gradient buffer, -1 = frozen

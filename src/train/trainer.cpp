@@ -268,7 +268,9 @@ std::vector<StepLog> train(model::OlmoeWeights& w,
         source.next(ids, mask, row_language);
         const int32_t* m = mask.empty() ? nullptr : mask.data();
         log.lr = lr_at(t, cfg.steps, cfg.warmup, cfg.adam.lr, cfg.min_lr_ratio, cfg.schedule);
-        const model::ForwardResult r = model::olmoe_forward(a, w, ids.data(), m, B, S);
+        std::fill(grad.begin(), grad.end(), 0.0f);
+        const model::ForwardResult r = model::olmoe_forward_backward(
+            grad.data(), tr.layout, a, w, ids.data(), m, B, S, cfg.objective);
         log.loss = model::objective_value(r, cfg.objective, w.config.router_aux_loss_coef);
         log.ce = r.ce;
         log.aux = r.aux;
@@ -295,8 +297,6 @@ std::vector<StepLog> train(model::OlmoeWeights& w,
                  "step {}: the loss is {} (ce {}, aux {}, z {}); stopping. The last good "
                  "checkpoint is the latest step-N in {}; lower --lr or add --warmup and resume",
                  t, log.loss, log.ce, log.aux, log.z, cfg.out.empty() ? "(none)" : cfg.out);
-        std::fill(grad.begin(), grad.end(), 0.0f);
-        model::olmoe_backward(grad.data(), tr.layout, a, w, ids.data(), m, B, S, r, cfg.objective);
         log.grad_norm = clip_grad_norm(grad, cfg.grad_clip);
         if (!std::isfinite(log.grad_norm))
             fail("train",

@@ -32,10 +32,9 @@ Grads run(const model::OlmoeWeights& w,
     model::Activations a;
     model::allocate_activations(a, w.config, B, S, true, /*train=*/true);
     const int32_t* m = mask.empty() ? nullptr : mask.data();
-    auto r = model::olmoe_forward(a, w, ids.data(), m, B, S);
-    Grads g{model::objective_value(r, o, w.config.router_aux_loss_coef),
-            std::vector<float>(w.slab.size(), 0.0f)};
-    model::olmoe_backward(g.grad, a, w, ids.data(), m, B, S, r, o);
+    Grads g{0, std::vector<float>(w.slab.size(), 0.0f)};
+    const auto r = model::olmoe_forward_backward(g.grad, a, w, ids.data(), m, B, S, o);
+    g.loss = model::objective_value(r, o, w.config.router_aux_loss_coef);
     return g;
 }
 

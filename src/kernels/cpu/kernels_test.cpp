@@ -405,6 +405,32 @@ TEST(CrossEntropyBackward, MatchesFiniteDifferencesOfTheMean) {
     EXPECT_LT(rel_err(dz, g), kTolGrad);
 }
 
+// The training head's fused kernel must reproduce the two separate kernels bit for bit (losses,
+// mean, count and gradient), on a vocabulary long enough for the vectorised exp-sum tail.
+TEST(CrossEntropyFused, EqualsForwardAndBackwardBitForBit) {
+    const int64_t T = 9, V = 1037;
+    auto z = randn(T * V, 48, 3.0);
+    std::vector<int32_t> tg(T);
+    for (int64_t t = 0; t < T; ++t)
+        tg[t] = t % 4 == 1 ? -100 : static_cast<int32_t>((t * 131) % V);
+    const double scale = 1.0 / 7.0;
+    std::vector<double> want_rows(T), rows(T);
+    std::vector<float> want_dz(T * V);
+    int64_t want_n = 0, n = 0;
+    const double want = cross_entropy_forward(want_rows.data(), z.data(), tg.data(), T, V, &want_n);
+    cross_entropy_backward(want_dz.data(), z.data(), tg.data(), T, V, scale);
+    std::vector<float> dz = z;
+    const double got = cross_entropy_fused(rows.data(), dz.data(), tg.data(), T, V, scale, &n);
+    EXPECT_EQ(got, want);
+    EXPECT_EQ(n, want_n);
+    EXPECT_EQ(rows, want_rows);
+    EXPECT_EQ(dz, want_dz);
+    // Negative control: another scale must change the gradient (and only the gradient).
+    std::vector<float> dz2 = z;
+    EXPECT_EQ(cross_entropy_fused(rows.data(), dz2.data(), tg.data(), T, V, 2 * scale, &n), want);
+    EXPECT_NE(dz2, want_dz);
+}
+
 TEST(RouterBackward, MatchesFiniteDifferencesWithFrozenRouting) {
     for (bool renorm : {false, true}) {
         const int64_t T = 7, E = 8, K = 3;

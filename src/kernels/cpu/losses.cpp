@@ -1,12 +1,49 @@
 // Cross-entropy and router losses (see losses.h).
 #include "kernels/cpu/losses.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/parallel.h"
 #include "kernels/cpu/fast_exp.h"
 
 namespace polymoe::kernels {
+
+namespace {
+
+// The row's maximum (returned in *mx) and sum_j exp(z_j - mx) in double: the shared first pass
+// of every cross-entropy kernel, so forward, backward and fused agree bit for bit.
+double row_sum_exp(const float* z, int64_t V, float* mx) {
+    float m = z[0];
+    for (int64_t j = 1; j < V; ++j)
+        m = std::max(m, z[j]);
+    *mx = m;
+    return sum_exp_shifted(z, V, m);
+}
+
+// d = scale * (softmax(z) - onehot(target)) from the row's first pass; d may alias z.
+void row_softmax_grad(
+    float* d, const float* z, int64_t V, float mx, double s, int32_t target, double scale) {
+    const float inv = static_cast<float>(scale / s);
+    for (int64_t j = 0; j < V; ++j)
+        d[j] = exp_nonpositive(z[j] - mx) * inv;
+    d[target] -= static_cast<float>(scale);
+}
+
+// Mean of the counted rows' losses, summed in row order (thread-count independent).
+double mean_counted(const double* loss, const int32_t* targets, int64_t T, int64_t* counted) {
+    double sum = 0.0;
+    int64_t n = 0;
+    for (int64_t t = 0; t < T; ++t) {
+        if (targets[t] == -100) continue;
+        sum += loss[t];
+        ++n;
+    }
+    if (counted) *counted = n;
+    return n > 0 ? sum / static_cast<double>(n) : 0.0;
+}
+
+}  // namespace
 
 double cross_entropy_forward(double* loss,
                              const float* logits,
@@ -21,22 +58,12 @@ double cross_entropy_forward(double* loss,
                 continue;
             }
             const float* z = logits + t * V;
-            float mx = z[0];
-            for (int64_t j = 1; j < V; ++j)
-                mx = std::max(mx, z[j]);
-            const double s = sum_exp_shifted(z, V, mx);
+            float mx;
+            const double s = row_sum_exp(z, V, &mx);
             loss[t] = mx + std::log(s) - static_cast<double>(z[targets[t]]);
         }
     });
-    double sum = 0.0;
-    int64_t n = 0;
-    for (int64_t t = 0; t < T; ++t) {
-        if (targets[t] == -100) continue;
-        sum += loss[t];
-        ++n;
-    }
-    if (counted) *counted = n;
-    return n > 0 ? sum / static_cast<double>(n) : 0.0;
+    return mean_counted(loss, targets, T, counted);
 }
 
 void cross_entropy_backward(float* dlogits,
@@ -49,20 +76,39 @@ void cross_entropy_backward(float* dlogits,
         for (int64_t t = b; t < e; ++t) {
             float* d = dlogits + t * V;
             if (targets[t] == -100) {
-                for (int64_t j = 0; j < V; ++j)
-                    d[j] = 0.0f;
+                std::fill(d, d + V, 0.0f);
                 continue;
             }
             const float* z = logits + t * V;
-            float mx = z[0];
-            for (int64_t j = 1; j < V; ++j)
-                mx = std::max(mx, z[j]);
-            const float inv = static_cast<float>(scale / sum_exp_shifted(z, V, mx));
-            for (int64_t j = 0; j < V; ++j)
-                d[j] = exp_nonpositive(z[j] - mx) * inv;
-            d[targets[t]] -= static_cast<float>(scale);
+            float mx;
+            const double s = row_sum_exp(z, V, &mx);
+            row_softmax_grad(d, z, V, mx, s, targets[t], scale);
         }
     });
+}
+
+double cross_entropy_fused(double* loss,
+                           float* logits,
+                           const int32_t* targets,
+                           int64_t T,
+                           int64_t V,
+                           double scale,
+                           int64_t* counted) {
+    parallel_for(T, 1, [&](int64_t b, int64_t e, int) {
+        for (int64_t t = b; t < e; ++t) {
+            float* z = logits + t * V;
+            if (targets[t] == -100) {
+                loss[t] = 0.0;
+                std::fill(z, z + V, 0.0f);
+                continue;
+            }
+            float mx;
+            const double s = row_sum_exp(z, V, &mx);
+            loss[t] = mx + std::log(s) - static_cast<double>(z[targets[t]]);
+            row_softmax_grad(z, z, V, mx, s, targets[t], scale);
+        }
+    });
+    return mean_counted(loss, targets, T, counted);
 }
 
 RouterLossAccumulator::RouterLossAccumulator(int64_t L, int64_t E, int64_t K)

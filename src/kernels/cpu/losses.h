@@ -35,6 +35,18 @@ void cross_entropy_backward(float* dlogits,
                             int64_t V,
                             double scale);
 
+// Both at once for a chunk of rows whose logits are not needed afterwards (the training head):
+// loss[t] as cross_entropy_forward, then logits[t] overwritten by cross_entropy_backward's
+// dlogits[t]; one max/exp-sum pass per row serves both, and the results equal the two separate
+// kernels bit for bit. Returns the mean over counted rows.
+double cross_entropy_fused(double* loss,
+                           float* logits,
+                           const int32_t* targets,
+                           int64_t T,
+                           int64_t V,
+                           double scale,
+                           int64_t* counted);
+
 struct RouterLosses {
     double aux = 0, z = 0, megablocks_lb = 0, megablocks_z = 0;
 };
