@@ -43,6 +43,7 @@ struct TrainOptions {
     double lr = 4e-4, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1, grad_clip = 1.0;
     double replay = 0.0, temperature = 3.0, max_epochs = 0.0;
     int threads = 0;
+    bool recompute = false;
 };
 
 model::Objective parse_objective(const std::string& s) {
@@ -184,6 +185,9 @@ std::function<void()> register_train(CLI::App& app) {
                   "held-out tokens scored per language at each evaluation")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
+    c->add_flag("--recompute", o->recompute,
+                "recompute each layer's activations in backward instead of keeping them "
+                "(memory of one layer instead of all, for one extra forward of the layers)");
     add_threads_option(c, &o->threads);
     return [o, c] {
         if (!o->config.empty()) apply_config(c, o->config);
@@ -252,6 +256,7 @@ std::function<void()> register_train(CLI::App& app) {
         cfg.dtype =
             o->dtype.empty() ? w.source_dtype : (o->dtype == "bf16" ? DType::BF16 : DType::F32);
         cfg.trainable = o->trainable;
+        cfg.recompute = o->recompute;
         int64_t trainable_tensors = static_cast<int64_t>(w.table.params().size());
         int64_t trainable_elements = w.table.total();
         if (!o->trainable.empty()) {
@@ -340,6 +345,7 @@ std::function<void()> register_train(CLI::App& app) {
                         {"trainable", o->trainable},
                         {"eval_interval", o->eval_interval},
                         {"eval_tokens", o->eval_tokens},
+                        {"recompute", o->recompute},
                         {"log", log_path}},
                        {{"model_config", w.config.to_json()},
                         {"shape", {{"B", source->batch()}, {"S", source->seq()}}},

@@ -132,8 +132,116 @@ void shift_targets(
     }
 }
 
+// One layer on the residual stream a.x, in place. sv: what backward needs (null when not
+// training); losses: the router-loss accumulator (null when recomputing for backward); iv: this
+// layer's intervention (evaluation only).
+void layer_forward(Activations& a,
+                   const OlmoeWeights& w,
+                   int l,
+                   const int32_t* mask,
+                   LayerSaved* sv,
+                   k::RouterLossAccumulator* losses,
+                   ForwardObserver* observer,
+                   const LayerIntervention* iv) {
+    const OlmoeConfig& c = w.config;
+    const int64_t B = a.B, S = a.S, T = B * S, H = c.hidden_size, I = c.intermediate_size,
+                  E = c.num_experts, K = c.num_experts_per_tok, NH = c.num_attention_heads,
+                  KVH = c.num_key_value_heads, HD = c.head_dim(), QW = c.q_width(),
+                  KW = c.kv_width();
+    const auto eps = static_cast<float>(c.rms_norm_eps);
+    const LayerWeights lw = w.layer(l);
+    if (sv) {
+        sv->x_in = a.x;
+        sv->rstd1.resize(T);
+        sv->rstd2.resize(T);
+        sv->q_rstd.resize(T);
+        sv->k_rstd.resize(T);
+    }
+    // Attention block.
+    k::rmsnorm_forward(a.h.data(), sv ? sv->rstd1.data() : nullptr, a.x.data(), lw.input_norm, T, H,
+                       eps);
+    k::linear_forward(a.q.data(), a.h.data(), lw.q_proj, lw.q_bias, T, QW, H);
+    k::linear_forward(a.k.data(), a.h.data(), lw.k_proj, lw.k_bias, T, KW, H);
+    k::linear_forward(a.v.data(), a.h.data(), lw.v_proj, lw.v_bias, T, KW, H);
+    if (sv) {
+        sv->q_lin = a.q;
+        sv->k_lin = a.k;
+        sv->v_lin = a.v;
+    }
+    k::rmsnorm_forward(a.q.data(), sv ? sv->q_rstd.data() : nullptr, a.q.data(), lw.q_norm, T, QW,
+                       eps);
+    k::rmsnorm_forward(a.k.data(), sv ? sv->k_rstd.data() : nullptr, a.k.data(), lw.k_norm, T, KW,
+                       eps);
+    if (sv) {
+        sv->qn = a.q;
+        sv->kn = a.k;
+    }
+    if (c.clip_qkv) {
+        const auto cq = static_cast<float>(*c.clip_qkv);
+        clamp(a.q.data(), a.q.size(), cq);
+        clamp(a.k.data(), a.k.size(), cq);
+        clamp(a.v.data(), a.v.size(), cq);
+    }
+    k::rope_forward(a.q.data(), a.rope, B, S, NH, HD);
+    k::rope_forward(a.k.data(), a.rope, B, S, KVH, HD);
+    k::attention_forward(a.att.data(), a.q.data(), a.k.data(), a.v.data(), mask, B, S, NH, KVH, HD);
+    k::linear_forward(a.tmp.data(), a.att.data(), lw.o_proj, lw.o_bias, T, H, QW);
+    add_inplace(a.x.data(), a.tmp.data(), a.x.size());
+    if (sv) {
+        sv->q = a.q;
+        sv->k = a.k;
+        sv->v = a.v;
+        sv->att = a.att;
+        sv->x_mid = a.x;
+    }
+    // MoE block.
+    k::rmsnorm_forward(a.h.data(), sv ? sv->rstd2.data() : nullptr, a.x.data(), lw.post_norm, T, H,
+                       eps);
+    k::linear_forward(a.router_logits.data(), a.h.data(), lw.router, nullptr, T, E, H);
+    std::vector<uint8_t> allowed;
+    if (iv) {
+        POLYMOE_CHECK(!a.train, "interventions are for evaluation, not training");
+        apply_steer(a.router_logits.data(), *iv, T, E);
+        if (!iv->mask.empty()) {
+            POLYMOE_CHECK(static_cast<int64_t>(iv->mask.size()) == E, "mask of {} experts",
+                          iv->mask.size());
+            allowed.resize(static_cast<size_t>(E));
+            int64_t n = 0;
+            for (int64_t e = 0; e < E; ++e)
+                n += allowed[e] = !iv->mask[e];
+            if (n < K)
+                fail("model",
+                     "intervention at layer {}: expected at least {} experts left "
+                     "after masking, found {}",
+                     l, K, n);
+        }
+    }
+    k::router_forward(a.probs.data(), a.topk_idx.data(), a.topk_weight.data(), a.margin.data(),
+                      a.lse.data(), a.router_logits.data(), T, E, K, c.norm_topk_prob,
+                      allowed.empty() ? nullptr : allowed.data());
+    if (iv && !iv->drop.empty())
+        for (int64_t i = 0; i < T * K; ++i)
+            if (iv->drop[static_cast<size_t>(a.topk_idx[i])]) a.topk_weight[i] = 0.0f;
+    if (losses) losses->add_layer(l, a.probs.data(), a.topk_idx.data(), a.lse.data(), mask, T);
+    if (observer)
+        observer->on_router(l, T, E, K, a.router_logits.data(), a.probs.data(), a.topk_idx.data(),
+                            a.topk_weight.data(), a.margin.data());
+    k::moe_forward(a.tmp.data(), a.moe, a.h.data(), a.topk_idx.data(), a.topk_weight.data(),
+                   lw.exp_gate, lw.exp_up, lw.exp_down, T, H, I, E, K);
+    add_inplace(a.x.data(), a.tmp.data(), a.x.size());
+    if (sv) {
+        sv->h2 = a.h;
+        sv->probs = a.probs;
+        sv->topk_weight = a.topk_weight;
+        sv->topk_idx = a.topk_idx;
+        sv->lse = a.lse;
+        std::swap(sv->moe, a.moe);  // keep this layer's grouped buffers
+    }
+}
+
 // Embedding and every layer, leaving the final residual stream in a.x (and, when a.train, what
-// backward needs in a.saved); returns the router losses.
+// backward needs in a.saved: everything, or with a.recompute only each layer's input, top-k
+// choices and router lse); returns the router losses.
 ForwardResult forward_layers(Activations& a,
                              const OlmoeWeights& w,
                              const int32_t* ids,
@@ -143,11 +251,8 @@ ForwardResult forward_layers(Activations& a,
                              ForwardObserver* observer,
                              const Intervention* intervention) {
     const OlmoeConfig& c = w.config;
-    const int64_t T = B * S, H = c.hidden_size, I = c.intermediate_size, E = c.num_experts,
-                  K = c.num_experts_per_tok, V = c.vocab_size, NH = c.num_attention_heads,
-                  KVH = c.num_key_value_heads, HD = c.head_dim(), QW = c.q_width(),
-                  KW = c.kv_width();
-    const auto eps = static_cast<float>(c.rms_norm_eps);
+    const int64_t T = B * S, H = c.hidden_size, E = c.num_experts, K = c.num_experts_per_tok,
+                  V = c.vocab_size;
     if (a.B != B || a.S != S)
         fail("forward", "activations allocated for B={} S={}, called with B={} S={}", a.B, a.S, B,
              S);
@@ -160,96 +265,16 @@ ForwardResult forward_layers(Activations& a,
     k::embedding_forward(a.x.data(), ids, w.embed(), T, H);
     k::RouterLossAccumulator router_losses(c.num_hidden_layers, E, K);
     for (int l = 0; l < c.num_hidden_layers; ++l) {
-        const LayerWeights lw = w.layer(l);
-        LayerSaved* sv = a.train ? &a.saved[l] : nullptr;
-        if (sv) {
-            sv->x_in = a.x;
-            sv->rstd1.resize(T);
-            sv->rstd2.resize(T);
-            sv->q_rstd.resize(T);
-            sv->k_rstd.resize(T);
-        }
-        // Attention block.
-        k::rmsnorm_forward(a.h.data(), sv ? sv->rstd1.data() : nullptr, a.x.data(), lw.input_norm,
-                           T, H, eps);
-        k::linear_forward(a.q.data(), a.h.data(), lw.q_proj, lw.q_bias, T, QW, H);
-        k::linear_forward(a.k.data(), a.h.data(), lw.k_proj, lw.k_bias, T, KW, H);
-        k::linear_forward(a.v.data(), a.h.data(), lw.v_proj, lw.v_bias, T, KW, H);
-        if (sv) {
-            sv->q_lin = a.q;
-            sv->k_lin = a.k;
-            sv->v_lin = a.v;
-        }
-        k::rmsnorm_forward(a.q.data(), sv ? sv->q_rstd.data() : nullptr, a.q.data(), lw.q_norm, T,
-                           QW, eps);
-        k::rmsnorm_forward(a.k.data(), sv ? sv->k_rstd.data() : nullptr, a.k.data(), lw.k_norm, T,
-                           KW, eps);
-        if (sv) {
-            sv->qn = a.q;
-            sv->kn = a.k;
-        }
-        if (c.clip_qkv) {
-            const auto cq = static_cast<float>(*c.clip_qkv);
-            clamp(a.q.data(), a.q.size(), cq);
-            clamp(a.k.data(), a.k.size(), cq);
-            clamp(a.v.data(), a.v.size(), cq);
-        }
-        k::rope_forward(a.q.data(), a.rope, B, S, NH, HD);
-        k::rope_forward(a.k.data(), a.rope, B, S, KVH, HD);
-        k::attention_forward(a.att.data(), a.q.data(), a.k.data(), a.v.data(), mask, B, S, NH, KVH,
-                             HD);
-        k::linear_forward(a.tmp.data(), a.att.data(), lw.o_proj, lw.o_bias, T, H, QW);
-        add_inplace(a.x.data(), a.tmp.data(), a.x.size());
-        if (sv) {
-            sv->q = a.q;
-            sv->k = a.k;
-            sv->v = a.v;
-            sv->att = a.att;
-            sv->x_mid = a.x;
-        }
-        // MoE block.
-        k::rmsnorm_forward(a.h.data(), sv ? sv->rstd2.data() : nullptr, a.x.data(), lw.post_norm, T,
-                           H, eps);
-        k::linear_forward(a.router_logits.data(), a.h.data(), lw.router, nullptr, T, E, H);
         const LayerIntervention* iv = intervention ? intervention->at(l) : nullptr;
-        std::vector<uint8_t> allowed;
-        if (iv) {
-            POLYMOE_CHECK(!a.train, "interventions are for evaluation, not training");
-            apply_steer(a.router_logits.data(), *iv, T, E);
-            if (!iv->mask.empty()) {
-                POLYMOE_CHECK(static_cast<int64_t>(iv->mask.size()) == E, "mask of {} experts",
-                              iv->mask.size());
-                allowed.resize(static_cast<size_t>(E));
-                int64_t n = 0;
-                for (int64_t e = 0; e < E; ++e)
-                    n += allowed[e] = !iv->mask[e];
-                if (n < K)
-                    fail("model",
-                         "intervention at layer {}: expected at least {} experts left "
-                         "after masking, found {}",
-                         l, K, n);
-            }
-        }
-        k::router_forward(a.probs.data(), a.topk_idx.data(), a.topk_weight.data(), a.margin.data(),
-                          a.lse.data(), a.router_logits.data(), T, E, K, c.norm_topk_prob,
-                          allowed.empty() ? nullptr : allowed.data());
-        if (iv && !iv->drop.empty())
-            for (int64_t i = 0; i < T * K; ++i)
-                if (iv->drop[static_cast<size_t>(a.topk_idx[i])]) a.topk_weight[i] = 0.0f;
-        router_losses.add_layer(l, a.probs.data(), a.topk_idx.data(), a.lse.data(), mask, T);
-        if (observer)
-            observer->on_router(l, T, E, K, a.router_logits.data(), a.probs.data(),
-                                a.topk_idx.data(), a.topk_weight.data(), a.margin.data());
-        k::moe_forward(a.tmp.data(), a.moe, a.h.data(), a.topk_idx.data(), a.topk_weight.data(),
-                       lw.exp_gate, lw.exp_up, lw.exp_down, T, H, I, E, K);
-        add_inplace(a.x.data(), a.tmp.data(), a.x.size());
-        if (sv) {
-            sv->h2 = a.h;
-            sv->probs = a.probs;
-            sv->topk_weight = a.topk_weight;
-            sv->topk_idx = a.topk_idx;
-            sv->lse = a.lse;
-            std::swap(sv->moe, a.moe);  // keep this layer's grouped buffers
+        if (a.train && a.recompute) {
+            LayerSaved& sv = a.saved[l];
+            sv.x_in = a.x;
+            layer_forward(a, w, l, mask, nullptr, &router_losses, observer, iv);
+            sv.topk_idx = a.topk_idx;
+            sv.lse = a.lse;
+        } else {
+            layer_forward(a, w, l, mask, a.train ? &a.saved[l] : nullptr, &router_losses, observer,
+                          iv);
         }
         if (observer) observer->on_hidden(l, T, H, a.x.data());
     }
@@ -498,7 +523,13 @@ void backward(float* grad,
     std::vector<float*> dgate(E), dup(E), ddown(E);
     for (int l = static_cast<int>(L) - 1; l >= 0; --l) {
         const int64_t p0 = 8 * int64_t(l);
-        LayerSaved& sv = a.saved[l];
+        // With a.recompute the layer's forward runs again from its saved input, into one scratch
+        // set: the same kernels on the same inputs, so the same values bit for bit.
+        if (a.recompute) {
+            std::copy(a.saved[l].x_in.begin(), a.saved[l].x_in.end(), a.x.begin());
+            layer_forward(a, w, l, mask, &a.recomputed, nullptr, nullptr, nullptr);
+        }
+        LayerSaved& sv = a.recompute ? a.recomputed : a.saved[l];
         // MoE block: x_out = x_mid + moe(h2); dx holds d x_out.
         for (int e = 0; e < E; ++e) {
             dgate[e] = G(ParamKind::ExpertGate, l, e);

@@ -58,6 +58,11 @@ struct Activations {
     kernels::RopeTable rope;
     bool train = false;             // save per-layer tensors for backward
     std::vector<LayerSaved> saved;  // [L] when train
+    // Activation recomputation (training): the forward keeps only each layer's input, top-k
+    // choices and router lse; backward re-runs one layer at a time into `recomputed`. Saves
+    // (L - 1) layers of activations for one extra forward of the layers (not of the head).
+    bool recompute = false;
+    LayerSaved recomputed;
 };
 
 // Allocates (or re-allocates for a new shape) the buffers of `a`; `train` keeps what

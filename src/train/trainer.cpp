@@ -235,6 +235,7 @@ std::vector<StepLog> train(model::OlmoeWeights& w,
     // Gradients and moments exist for the trainable parameters only (packed).
     const Trainable tr = make_trainable(w.table, cfg.trainable);
     model::allocate_activations(a, w.config, B, S, true, /*train=*/true);
+    a.recompute = cfg.recompute;
     AdamW opt(cfg.adam, static_cast<size_t>(tr.layout.total));
     std::vector<float> grad(static_cast<size_t>(tr.layout.total));
     int64_t start = 0;

@@ -42,6 +42,7 @@ struct TrainConfig {
     DType dtype = DType::F32;
     std::vector<uint8_t> decay;  // per slab element: 1 = weight decay applies (empty: all)
     std::string trainable;       // --trainable pattern ("" = every parameter)
+    bool recompute = false;      // per-layer activation recomputation (model::Activations)
     // Held-out evaluation: every eval_interval steps (0 = never), at step 0 of a fresh run and
     // after the last step, evaluate(w) returns the fields of an eval log line (for example
     // {"ce_by_language": {...}}); the trainer adds event, step and seconds and passes the line

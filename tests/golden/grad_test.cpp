@@ -28,13 +28,27 @@ Grads run(const model::OlmoeWeights& w,
           const std::vector<int32_t>& mask,
           int64_t B,
           int64_t S,
-          model::Objective o) {
+          model::Objective o,
+          bool recompute = false,
+          int64_t* saved_bytes = nullptr) {
     model::Activations a;
     model::allocate_activations(a, w.config, B, S, true, /*train=*/true);
+    a.recompute = recompute;
     const int32_t* m = mask.empty() ? nullptr : mask.data();
     Grads g{0, std::vector<float>(w.slab.size(), 0.0f)};
     const auto r = model::olmoe_forward_backward(g.grad, a, w, ids.data(), m, B, S, o);
     g.loss = model::objective_value(r, o, w.config.router_aux_loss_coef);
+    if (saved_bytes) {
+        // What the forward keeps for backward across layers (the recompute scratch excluded).
+        *saved_bytes = 0;
+        for (const auto& sv : a.saved)
+            for (const auto* v :
+                 {&sv.x_in,   &sv.x_mid,  &sv.rstd1, &sv.rstd2, &sv.q_lin, &sv.k_lin,
+                  &sv.q_rstd, &sv.k_rstd, &sv.qn,    &sv.kn,    &sv.v_lin, &sv.q,
+                  &sv.k,      &sv.v,      &sv.att,   &sv.h2,    &sv.probs, &sv.topk_weight,
+                  &sv.lse,    &sv.moe.xg, &sv.moe.g, &sv.moe.u, &sv.moe.a, &sv.moe.y})
+                *saved_bytes += static_cast<int64_t>(v->size() * sizeof(float));
+    }
     return g;
 }
 
@@ -97,6 +111,30 @@ TEST_P(GradGolden, EveryParameterGradientMatchesPyTorch) {
     EXPECT_GT(wrong, kTolGrad);
     std::printf("[grad negative control] %s ce vs olmoe golden: %.3g at %s\n", GetParam().c_str(),
                 wrong, where.c_str());
+}
+
+// Per-layer recomputation re-runs the same kernels on the same inputs: the loss and every
+// gradient must be bit-identical to keeping the activations, while the forward keeps less.
+TEST_P(GradGolden, RecomputationGivesTheSameGradientsBitForBit) {
+    const fs::path dir = kFixtures / GetParam();
+    model::OlmoeWeights w = model::load_checkpoint(dir.string());
+    int64_t B = 0, S = 0;
+    auto ids = read_int_matrix((dir / "tokens.npy").string(), &B, &S);
+    std::vector<int32_t> mask;
+    if (fs::exists(dir / "attention_mask.npy"))
+        mask = read_int_matrix((dir / "attention_mask.npy").string(), &B, &S);
+    for (const auto& [name, obj] : kObjectives) {
+        int64_t kept = 0, kept_recompute = 0;
+        const Grads full = run(w, ids, mask, B, S, obj, false, &kept);
+        const Grads re = run(w, ids, mask, B, S, obj, true, &kept_recompute);
+        EXPECT_EQ(re.loss, full.loss) << name;
+        EXPECT_TRUE(re.grad == full.grad) << name;
+        // x_in alone (of ~20 saved tensors) survives the forward, so less than a quarter.
+        EXPECT_LT(kept_recompute * 4, kept) << name;
+        std::printf("[recompute] %s %s: saved %lld -> %lld bytes, gradients identical\n",
+                    GetParam().c_str(), name, static_cast<long long>(kept),
+                    static_cast<long long>(kept_recompute));
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(
