@@ -484,7 +484,13 @@ void backward(float* grad,
     // logits, then the cross-entropy value and its gradient at once (overwriting the logits),
     // then the lm-head gradients. The CE gradient is known before the loss value: every
     // objective is ce + router terms, and d ce / d logits = (softmax - onehot) / counted rows.
-    std::vector<float> rstd_f(T), dh(T * H), dx(T * H), tmp(T * H);
+    BackwardBuffers& bb = a.back;
+    auto sized = [](std::vector<float>& v, int64_t n) -> std::vector<float>& {
+        v.resize(static_cast<size_t>(n));  // no-op after the first step; contents overwritten
+        return v;
+    };
+    auto &rstd_f = sized(bb.rstd_f, T), &dh = sized(bb.dh, T * H), &dx = sized(bb.dx, T * H),
+         &tmp = sized(bb.tmp, T * H);
     float* hf = a.h.data();  // free after the layers (the MoE input is saved in a.saved)
     k::rmsnorm_forward(hf, rstd_f.data(), a.x.data(), w.final_norm(), T, H, eps);
     shift_targets(a.targets.data(), ids, mask, T, S);
@@ -516,10 +522,12 @@ void backward(float* grad,
                         rstd_f.data(), T, H);
     if (!below(8 * L)) return;
 
-    std::vector<std::vector<float>> dprobs, dlse;
+    auto &dprobs = bb.dprobs, &dlse = bb.dlse;
     router_loss_grads(dprobs, dlse, a, c, mask, T, objective);
-    std::vector<float> dh2(T * H), dtw(T * K), drl(T * E), datt(T * QW), dq(T * QW), dk(T * KW),
-        dv(T * KW);
+    auto &dh2 = sized(bb.dh2, T * H), &dtw = sized(bb.dtw, T * K), &drl = sized(bb.drl, T * E),
+         &datt = sized(bb.datt, T * QW), &dq = sized(bb.dq, T * QW), &dk = sized(bb.dk, T * KW),
+         &dv = sized(bb.dv, T * KW), &g = sized(bb.g, std::max(QW, KW) * T),
+         &h = sized(bb.h, T * H);
     std::vector<float*> dgate(E), dup(E), ddown(E);
     for (int l = static_cast<int>(L) - 1; l >= 0; --l) {
         const int64_t p0 = 8 * int64_t(l);
@@ -568,7 +576,6 @@ void backward(float* grad,
             clip_mask(dv.data(), sv.v_lin, cq);
         }
         // q/k norms (full width), in place: dq, dk become gradients of the projections.
-        std::vector<float> g(std::max(QW, KW) * T);
         k::rmsnorm_backward(g.data(), G(ParamKind::QNorm, l), dq.data(), sv.q_lin.data(),
                             Wf(ParamKind::QNorm, l), sv.q_rstd.data(), T, QW);
         std::copy(g.begin(), g.begin() + T * QW, dq.begin());
@@ -577,7 +584,6 @@ void backward(float* grad,
         std::copy(g.begin(), g.begin() + T * KW, dk.begin());
         if (!below(p0 + 2)) return;
         // Recompute the normed layer input h = rms(x_in) * w_in for the projection gradients.
-        std::vector<float> h(T * H);
         k::rmsnorm_forward(h.data(), nullptr, sv.x_in.data(), Wf(ParamKind::InputNorm, l), T, H,
                            eps);
         const bool din = below(p0 + 1);

@@ -36,6 +36,14 @@ struct LayerSaved {
 // rows of OLMoE's 50,304-entry vocabulary, against 412 MB for a full 8 x 256 batch).
 inline constexpr int64_t kHeadChunkBytes = int64_t{64} << 20;
 
+// Scratch of the training backward (gradients of activations), kept across steps so that the
+// step loop does not allocate: fresh multi-megabyte buffers every step cost page faults and
+// zeroing (about a tenth of a tiny training step before they were kept).
+struct BackwardBuffers {
+    std::vector<float> rstd_f, dh, dx, tmp, dh2, dtw, drl, datt, dq, dk, dv, g, h;
+    std::vector<std::vector<float>> dprobs, dlse;  // [L][T, E], [L][T] router-loss gradients
+};
+
 // Buffers for one forward of shape (B, S); T = B * S.
 struct Activations {
     int64_t B = 0, S = 0;
@@ -63,6 +71,7 @@ struct Activations {
     // (L - 1) layers of activations for one extra forward of the layers (not of the head).
     bool recompute = false;
     LayerSaved recomputed;
+    BackwardBuffers back;
 };
 
 // Allocates (or re-allocates for a new shape) the buffers of `a`; `train` keeps what
