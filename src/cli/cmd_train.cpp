@@ -46,13 +46,6 @@ struct TrainOptions {
     bool recompute = false;
 };
 
-model::Objective parse_objective(const std::string& s) {
-    if (s == "ce") return model::Objective::Ce;
-    if (s == "hf") return model::Objective::Hf;
-    if (s == "hf_z") return model::Objective::HfZ;
-    return model::Objective::Olmoe;
-}
-
 // Fills options absent from the command line from the stage config; path-valued keys are
 // resolved relative to the config file.
 void apply_config(CLI::App* c, const std::string& path) {

@@ -133,4 +133,12 @@ std::string resolve_prepared_data(const std::string& data, const std::string& pr
     return po.out_dir;
 }
 
+model::Objective parse_objective(const std::string& s) {
+    if (s == "ce") return model::Objective::Ce;
+    if (s == "hf") return model::Objective::Hf;
+    if (s == "hf_z") return model::Objective::HfZ;
+    if (s == "olmoe") return model::Objective::Olmoe;
+    throw UsageError(fmt::format("--objective: expected olmoe, hf, hf_z or ce, found \"{}\"", s));
+}
+
 }  // namespace polymoe::cli
