@@ -49,10 +49,14 @@ Result sh(const std::string& cmd) {
     return r;
 }
 
+// mpirun as CI runs it (as root, 2 ranks on few cores). OpenMPI's runtime keeps allocations
+// until exit in plugins it unloads, which LeakSanitizer reports with unknown stacks (so they
+// cannot be suppressed by library): ranks started by mpirun skip the leak check only; the
+// single-process runs of these tests keep it, and every other ASan/UBSan check stays on.
 std::string mpirun(int np) {
 #ifdef POLYMOE_MPIEXEC
-    return std::string(POLYMOE_MPIEXEC) + " --allow-run-as-root --oversubscribe -np " +
-           std::to_string(np) + " ";
+    return "ASAN_OPTIONS=detect_leaks=0 " + std::string(POLYMOE_MPIEXEC) +
+           " --allow-run-as-root --oversubscribe -x ASAN_OPTIONS -np " + std::to_string(np) + " ";
 #else
     (void)np;
     return "";
