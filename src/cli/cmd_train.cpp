@@ -284,9 +284,12 @@ void run_train(TrainOptions& opt, CLI::App* c, const dist::Comm& comm) {
             }
         } else {
             train::DataSpec spec;
-            spec.dir = resolve_prepared_data(o->data, o->prepared.empty()
-                                                          ? (fs::path(o->out) / "prepared").string()
-                                                          : o->prepared);
+            const std::string into =
+                o->prepared.empty() ? (fs::path(o->out) / "prepared").string() : o->prepared;
+            // A manifest is prepared by rank 0 alone; the other ranks then find it up to date.
+            if (lead) spec.dir = resolve_prepared_data(o->data, into);
+            comm.barrier();
+            if (!lead) spec.dir = resolve_prepared_data(o->data, into);
             spec.stages = split_commas(o->stages);
             spec.replay = split_commas(o->replay_stages);
             spec.mix.policy = data::parse_mix_policy(o->mixture);
