@@ -1,7 +1,8 @@
 // The training loop of `polymoe train`: forward, objective, backward, global-norm clip, AdamW
 // with the step's learning rate, a JSON line per step, HF checkpoints at intervals and at the
 // end (DESIGN.md CLI contract). Batches come from a BatchSource: one fixed batch (--tokens, the
-// trajectory test) or the mixture loader over prepared token shards (--data).
+// trajectory test) or the mixture loader over prepared token shards (--data). A step's gradient
+// and losses come from train/step_grad.h, over --grad-accum micro-batches and MPI ranks.
 //
 // Checkpoints OUT/step-N/ and OUT/final/ are HF directories that also hold, written atomically
 // with the weights: optimizer.safetensors (AdamW exp_avg.<name> / exp_avg_sq.<name> in f32, one
