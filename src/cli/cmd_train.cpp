@@ -10,6 +10,8 @@
 #include <fnmatch.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -105,7 +107,9 @@ void truncate_log(const std::string& path, int64_t step) {
         }
     }
     in.close();
-    std::ofstream(path, std::ios::trunc) << kept;
+    std::ofstream out(path, std::ios::trunc);
+    out << kept << std::flush;
+    if (!out) fail("train", "--log {}: cannot rewrite: {}", path, std::strerror(errno));
 }
 
 }  // namespace
@@ -314,7 +318,9 @@ std::function<void()> register_train(CLI::App& app) {
                      "--no-decay: expected patterns matching parameter names (e.g. "
                      "'*norm*'), found no match");
         }
-        fs::create_directories(o->out);
+        std::error_code ec;
+        fs::create_directories(o->out, ec);
+        if (ec) fail("train", "--out {}: cannot create the directory: {}", o->out, ec.message());
         const std::string log_path = o->log.empty() ? o->out + "/log.jsonl" : o->log;
         write_run_json(o->out + "/run.json", "train",
                        {{"model", o->model},
@@ -355,10 +361,17 @@ std::function<void()> register_train(CLI::App& app) {
                         {"trainable_parameters", trainable_elements}});
         if (resume_step > 0) truncate_log(log_path, resume_step);
         std::ofstream log(log_path, resume_step > 0 ? std::ios::app : std::ios::trunc);
-        if (!log) fail("train", "--log {}: cannot open for writing", log_path);
+        if (!log)
+            fail("train", "--log {}: cannot open for writing: {}", log_path, std::strerror(errno));
+        // Checked after every line: a full disk stops the run with its reason instead of
+        // training on with a log that silently lost its tail.
+        auto log_line = [&](const std::string& line) {
+            log << line << "\n" << std::flush;
+            if (!log) fail("train", "--log {}: cannot write: {}", log_path, std::strerror(errno));
+        };
         double tokens = 0, seconds = 0;
         cfg.on_eval = [&](const std::string& line) {
-            log << line << "\n" << std::flush;
+            log_line(line);
             const auto j = nlohmann::json::parse(line);
             std::string per;
             for (const auto& [code, ce] : j["ce_by_language"].items())
@@ -370,7 +383,7 @@ std::function<void()> register_train(CLI::App& app) {
         train::train(
             w, *source, cfg,
             [&](const train::StepLog& s) {
-                log << s.json() << "\n" << std::flush;
+                log_line(s.json());
                 tokens += static_cast<double>(s.tokens);
                 seconds += s.seconds;
                 fmt::print(stderr, "step {}/{} loss {:.4f} ce {:.4f} lr {:.3g} {:.0f} tok/s\n",

@@ -1,9 +1,13 @@
 // prepare: manifest -> token shards + stats.json (see prepare.h).
 #include "data/prepare.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -109,16 +113,35 @@ nlohmann::ordered_json fingerprint(const Manifest& m,
 }
 
 void write_text_atomic(const std::string& path, const std::string& text) {
-    std::string tmp = path + ".tmp";
-    {
-        std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-        f << text;
-        f.flush();
-        if (!f) fail("data", "{}: write failed", tmp);
+    // Through POSIX calls rather than a stream: every short write, the fsync and the close report
+    // their errno, so a full disk or a read-only directory is named as such, and a failed write
+    // leaves no ".tmp" behind.
+    const std::string tmp = path + ".tmp";
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) fail("data", "{}: cannot create: {}", tmp, std::strerror(errno));
+    size_t done = 0;
+    int err = 0;
+    while (done < text.size() && err == 0) {
+        const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+        if (n > 0)
+            done += static_cast<size_t>(n);
+        else if (n == 0)
+            err = ENOSPC;  // a regular file that accepts nothing more is full
+        else if (errno != EINTR)
+            err = errno;
+    }
+    if (err == 0 && ::fsync(fd) != 0) err = errno;
+    if (::close(fd) != 0 && err == 0) err = errno;
+    if (err != 0) {
+        ::unlink(tmp.c_str());
+        fail("data", "{}: write failed: {}", tmp, std::strerror(err));
     }
     std::error_code ec;
     fs::rename(tmp, path, ec);
-    if (ec) fail("data", "{}: cannot rename to {}: {}", tmp, path, ec.message());
+    if (ec) {
+        ::unlink(tmp.c_str());
+        fail("data", "{}: cannot rename to {}: {}", tmp, path, ec.message());
+    }
 }
 
 }  // namespace

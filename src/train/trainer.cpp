@@ -245,10 +245,21 @@ std::vector<StepLog> train(model::OlmoeWeights& w,
              resume_dir, cfg.steps, start);
     std::vector<int32_t> ids, mask;
     std::vector<std::string> row_language;
+    // A failed write (disk full, read-only or missing directory) removes its temporary
+    // directory and leaves earlier checkpoints as they were (io::write_hf_checkpoint); the
+    // message says so, and where to resume from.
     auto save = [&](const std::string& dir, int64_t step) {
-        model::save_checkpoint(
-            w, dir, cfg.dtype, 1, /*overwrite=*/true,
-            [&](const std::string& tmp) { write_state_files(tmp, w, tr, opt, cfg, source, step); });
+        try {
+            model::save_checkpoint(w, dir, cfg.dtype, 1, /*overwrite=*/true,
+                                   [&](const std::string& tmp) {
+                                       write_state_files(tmp, w, tr, opt, cfg, source, step);
+                                   });
+        } catch (const Error& e) {
+            fail("train",
+                 "step {}: cannot save the checkpoint {}: {}. Earlier checkpoints are intact; "
+                 "resume from the latest step-N in {}",
+                 step, dir, e.what(), cfg.out);
+        }
     };
     auto evaluate = [&](int64_t step) {
         if (cfg.eval_interval <= 0 || !cfg.evaluate) return;
