@@ -46,6 +46,36 @@ nlohmann::json settings_json(const model::OlmoeWeights& w,
             {"beta2", cfg.adam.beta2}};
 }
 
+// "<HF name>[<flat index>] = <value>" for the first non-finite value of `values`, read per
+// parameter at `offset[i]` (slab offsets for weights, GradLayout offsets for gradients; -1 =
+// not present), or "" when all are finite. Only called once a run has already failed, so the
+// scan's cost does not matter.
+std::string first_non_finite(const std::vector<float>& values,
+                             const model::ParamTable& table,
+                             const std::vector<int64_t>& offset) {
+    const auto& params = table.params();
+    for (size_t i = 0; i < params.size(); ++i) {
+        if (offset[i] < 0) continue;
+        const float* v = values.data() + offset[i];
+        for (int64_t k = 0; k < params[i].numel; ++k)
+            if (!std::isfinite(v[k])) return fmt::format("{}[{}] = {}", params[i].name, k, v[k]);
+    }
+    return "";
+}
+
+// The loss terms that are not finite, e.g. "ce = nan, z = inf".
+std::string non_finite_terms(const model::ForwardResult& r) {
+    std::string out;
+    for (const auto& [name, v] : {std::pair<const char*, double>{"ce", r.ce},
+                                  {"aux", r.aux},
+                                  {"z", r.z},
+                                  {"megablocks_lb", r.megablocks_lb},
+                                  {"megablocks_z", r.megablocks_z},
+                                  {"olmoe_total", r.olmoe_total}})
+        if (!std::isfinite(v)) out += fmt::format("{}{} = {}", out.empty() ? "" : ", ", name, v);
+    return out.empty() ? "none (the objective's sum overflowed)" : out;
+}
+
 // The packed gradient/moment layout of a run and its AdamW segments.
 struct Trainable {
     model::GradLayout layout;
@@ -304,17 +334,35 @@ std::vector<StepLog> train(model::OlmoeWeights& w,
                 log.ce_by_language.emplace_back(code, v[2] > 0 ? v[1] / v[2] : 0.0);
             }
         }
-        if (!std::isfinite(log.loss))
+        if (!std::isfinite(log.loss)) {
+            // Which term, and whether the weights themselves already hold a NaN/Inf (a
+            // corrupt checkpoint, or an earlier update that overflowed).
+            std::vector<int64_t> slab_offset;
+            for (const auto& p : w.table.params())
+                slab_offset.push_back(p.offset);
+            const std::string bad_weight = first_non_finite(w.slab, w.table, slab_offset);
             fail("train",
-                 "step {}: the loss is {} (ce {}, aux {}, z {}); stopping. The last good "
+                 "step {}: the loss is {}; non-finite terms: {}; {}; stopping. The last good "
                  "checkpoint is the latest step-N in {}; lower --lr or add --warmup and resume",
-                 t, log.loss, log.ce, log.aux, log.z, cfg.out.empty() ? "(none)" : cfg.out);
+                 t, log.loss, non_finite_terms(r),
+                 bad_weight.empty() ? std::string("all weights are finite")
+                                    : "first non-finite weight: " + bad_weight,
+                 cfg.out.empty() ? "(none)" : cfg.out);
+        }
+        if (fault_hit("grad")) {
+            // Test hook (core/fault.h): a NaN in the middle trainable parameter's gradient.
+            std::vector<size_t> trainable;
+            for (size_t i = 0; i < tr.layout.offset.size(); ++i)
+                if (!tr.layout.frozen(i)) trainable.push_back(i);
+            grad[static_cast<size_t>(tr.layout.offset[trainable[trainable.size() / 2]])] = NAN;
+        }
         log.grad_norm = clip_grad_norm(grad, cfg.grad_clip);
         if (!std::isfinite(log.grad_norm))
             fail("train",
-                 "step {}: the gradient norm is {} (loss {}); stopping before the "
-                 "update. The last good checkpoint is the latest step-N in {}",
-                 t, log.grad_norm, log.loss, cfg.out.empty() ? "(none)" : cfg.out);
+                 "step {}: the gradient norm is {} (loss {}); first non-finite gradient: {}; "
+                 "stopping before the update. The last good checkpoint is the latest step-N in {}",
+                 t, log.grad_norm, log.loss, first_non_finite(grad, w.table, tr.layout.offset),
+                 cfg.out.empty() ? "(none)" : cfg.out);
         opt.step(w.slab, grad, log.lr, cfg.decay, tr.segments);
         log.tokens = B * S;
         log.seconds = timer.seconds();
