@@ -227,6 +227,7 @@ std::string StepLog::json() const {
                                 {"grad_norm", grad_norm},
                                 {"tokens", tokens},
                                 {"seconds", seconds},
+                                {"rss_mib", rss_mib},
                                 {"peak_rss_mib", peak_rss_mib}};
     if (!tokens_by_language.empty()) {
         nlohmann::ordered_json t = nlohmann::ordered_json::object();
@@ -366,9 +367,15 @@ std::vector<StepLog> train(model::OlmoeWeights& w,
         opt.step(w.slab, grad, log.lr, cfg.decay, tr.segments);
         log.tokens = B * S;
         log.seconds = timer.seconds();
+        log.rss_mib = current_rss_mib();  // first: the peak read after it is >= it
         log.peak_rss_mib = peak_rss_mib();
-        logs.push_back(log);
-        if (on_step) on_step(log);
+        // With a callback the logs go only to it: keeping them as well grew memory by ~150
+        // bytes a step (0.6 MiB over 4000 steps, measured with rss_mib), unbounded over a
+        // long run.
+        if (on_step)
+            on_step(log);
+        else
+            logs.push_back(log);
         if (cfg.eval_interval > 0 && (t % cfg.eval_interval == 0 || t == cfg.steps)) evaluate(t);
         if (!cfg.out.empty() && cfg.save_every > 0 && t % cfg.save_every == 0 && t < cfg.steps) {
             save(fmt::format("{}/step-{}", cfg.out, t), t);
