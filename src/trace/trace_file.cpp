@@ -276,6 +276,14 @@ TraceFile TraceFile::open(const std::string& path) {
                      path, off, i, h.languages.size(), c.lang[i]);
             max_doc = std::max<int64_t>(max_doc, c.doc[i]);
         }
+        // Expert ids index per-expert tables (counts [R][E], logits [n][E]) everywhere
+        // downstream, so an id >= E would be an out-of-bounds access there; rejected here once.
+        for (size_t i = 0; i < RnK; ++i)
+            if (c.expert[i] >= E)
+                fail("trace",
+                     "{}: chunk at byte {}: layer {} token {} rank {}: expected an expert id "
+                     "below {} (num_experts), found {}",
+                     path, off, i / (n * K), i / K % n, i % K, E, c.expert[i]);
         t.view_.chunks.push_back(c);
         off += bytes;
     }
