@@ -16,6 +16,8 @@
 #include <fnmatch.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -107,7 +109,9 @@ void truncate_log(const std::string& path, int64_t step) {
         }
     }
     in.close();
-    std::ofstream(path, std::ios::trunc) << kept;
+    std::ofstream out(path, std::ios::trunc);
+    out << kept << std::flush;
+    if (!out) fail("train", "--log {}: cannot rewrite: {}", path, std::strerror(errno));
 }
 
 void run_train(TrainOptions& opt, CLI::App* c, const dist::Comm& comm);
@@ -385,7 +389,12 @@ void run_train(TrainOptions& opt, CLI::App* c, const dist::Comm& comm) {
                      "'*norm*'), found no match");
         }
         const std::string log_path = o->log.empty() ? o->out + "/log.jsonl" : o->log;
-        if (lead) fs::create_directories(o->out);
+        if (lead) {
+            std::error_code ec;
+            fs::create_directories(o->out, ec);
+            if (ec)
+                fail("train", "--out {}: cannot create the directory: {}", o->out, ec.message());
+        }
         if (lead)
             write_run_json(o->out + "/run.json", "train",
                            {{"model", o->model},
@@ -433,10 +442,18 @@ void run_train(TrainOptions& opt, CLI::App* c, const dist::Comm& comm) {
         if (resume_step > 0 && lead) truncate_log(log_path, resume_step);
         std::ofstream log;
         if (lead) log.open(log_path, resume_step > 0 ? std::ios::app : std::ios::trunc);
-        if (lead && !log) fail("train", "--log {}: cannot open for writing", log_path);
+        if (lead && !log)
+            fail("train", "--log {}: cannot open for writing: {}", log_path, std::strerror(errno));
+        // Checked after every line: a full disk stops the run with its reason instead of
+        // training on with a log that silently lost its tail. Only rank 0 writes.
+        auto log_line = [&](const std::string& line) {
+            if (!lead) return;
+            log << line << "\n" << std::flush;
+            if (!log) fail("train", "--log {}: cannot write: {}", log_path, std::strerror(errno));
+        };
         double tokens = 0, seconds = 0;
         cfg.on_eval = [&](const std::string& line) {
-            log << line << "\n" << std::flush;
+            log_line(line);
             const auto j = nlohmann::json::parse(line);
             std::string per;
             for (const auto& [code, ce] : j["ce_by_language"].items())
@@ -449,7 +466,7 @@ void run_train(TrainOptions& opt, CLI::App* c, const dist::Comm& comm) {
             w, sources, cfg,
             [&](const train::StepLog& s) {
                 if (!lead) return;
-                log << s.json() << "\n" << std::flush;
+                log_line(s.json());
                 tokens += static_cast<double>(s.tokens);
                 seconds += s.seconds;
                 fmt::print(stderr, "step {}/{} loss {:.4f} ce {:.4f} lr {:.3g} {:.0f} tok/s\n",

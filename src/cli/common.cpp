@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -102,8 +104,9 @@ void write_run_json(const std::string& path,
     for (auto it = extra.begin(); it != extra.end(); ++it)
         j[it.key()] = it.value();
     std::ofstream out(path);
-    if (!out) fail("cli", "cannot write {}", path);
-    out << j.dump(2) << "\n";
+    if (!out) fail("cli", "{}: cannot create: {}", path, std::strerror(errno));
+    out << j.dump(2) << "\n" << std::flush;
+    if (!out) fail("cli", "{}: cannot write: {}", path, std::strerror(errno));
 }
 
 void add_threads_option(CLI::App* app, int* threads) {

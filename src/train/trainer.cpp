@@ -68,6 +68,36 @@ nlohmann::json sources_state(const std::vector<BatchSource*>& sources, const dis
     return {{"slots", slots}};
 }
 
+// "<HF name>[<flat index>] = <value>" for the first non-finite value of `values`, read per
+// parameter at `offset[i]` (slab offsets for weights, GradLayout offsets for gradients; -1 =
+// not present), or "" when all are finite. Only called once a run has already failed, so the
+// scan's cost does not matter.
+std::string first_non_finite(const std::vector<float>& values,
+                             const model::ParamTable& table,
+                             const std::vector<int64_t>& offset) {
+    const auto& params = table.params();
+    for (size_t i = 0; i < params.size(); ++i) {
+        if (offset[i] < 0) continue;
+        const float* v = values.data() + offset[i];
+        for (int64_t k = 0; k < params[i].numel; ++k)
+            if (!std::isfinite(v[k])) return fmt::format("{}[{}] = {}", params[i].name, k, v[k]);
+    }
+    return "";
+}
+
+// The loss terms that are not finite, e.g. "ce = nan, z = inf".
+std::string non_finite_terms(const model::ForwardResult& r) {
+    std::string out;
+    for (const auto& [name, v] : {std::pair<const char*, double>{"ce", r.ce},
+                                  {"aux", r.aux},
+                                  {"z", r.z},
+                                  {"megablocks_lb", r.megablocks_lb},
+                                  {"megablocks_z", r.megablocks_z},
+                                  {"olmoe_total", r.olmoe_total}})
+        if (!std::isfinite(v)) out += fmt::format("{}{} = {}", out.empty() ? "" : ", ", name, v);
+    return out.empty() ? "none (the objective's sum overflowed)" : out;
+}
+
 // The packed gradient/moment layout of a run and its AdamW segments.
 struct Trainable {
     model::GradLayout layout;
@@ -240,6 +270,7 @@ std::string StepLog::json() const {
                                 {"grad_norm", grad_norm},
                                 {"tokens", tokens},
                                 {"seconds", seconds},
+                                {"rss_mib", rss_mib},
                                 {"peak_rss_mib", peak_rss_mib}};
     if (!tokens_by_language.empty()) {
         nlohmann::ordered_json t = nlohmann::ordered_json::object();
@@ -295,13 +326,23 @@ std::vector<StepLog> train(model::OlmoeWeights& w,
     if (start > cfg.steps)
         fail("train", "--resume {}: expected a checkpoint at or before step {}, found step {}",
              resume_dir, cfg.steps, start);
+    // A failed write (disk full, read-only or missing directory) removes its temporary
+    // directory and leaves earlier checkpoints as they were (io::write_hf_checkpoint); the
+    // message says so, and where to resume from.
     auto save = [&](const std::string& dir, int64_t step) {
         const nlohmann::json state = sources_state(sources, comm);  // collective
         if (!lead) return;
-        model::save_checkpoint(
-            w, dir, cfg.dtype, 1, /*overwrite=*/true, [&](const std::string& tmp) {
-                write_state_files(tmp, w, tr, opt, cfg, *sources[0], state, split, step);
-            });
+        try {
+            model::save_checkpoint(
+                w, dir, cfg.dtype, 1, /*overwrite=*/true, [&](const std::string& tmp) {
+                    write_state_files(tmp, w, tr, opt, cfg, *sources[0], state, split, step);
+                });
+        } catch (const Error& e) {
+            fail("train",
+                 "step {}: cannot save the checkpoint {}: {}. Earlier checkpoints are intact; "
+                 "resume from the latest step-N in {}",
+                 step, dir, e.what(), cfg.out);
+        }
     };
     auto evaluate = [&](int64_t step) {
         if (cfg.eval_interval <= 0 || !cfg.evaluate || !lead) return;
@@ -331,23 +372,47 @@ std::vector<StepLog> train(model::OlmoeWeights& w,
         log.megablocks_z = r.megablocks_z;
         log.tokens_by_language = st.tokens_by_language;
         log.ce_by_language = st.ce_by_language;
-        if (!std::isfinite(log.loss))
+        if (!std::isfinite(log.loss)) {
+            // Which term, and whether the weights themselves already hold a NaN/Inf (a
+            // corrupt checkpoint, or an earlier update that overflowed).
+            std::vector<int64_t> slab_offset;
+            for (const auto& p : w.table.params())
+                slab_offset.push_back(p.offset);
+            const std::string bad_weight = first_non_finite(w.slab, w.table, slab_offset);
             fail("train",
-                 "step {}: the loss is {} (ce {}, aux {}, z {}); stopping. The last good "
+                 "step {}: the loss is {}; non-finite terms: {}; {}; stopping. The last good "
                  "checkpoint is the latest step-N in {}; lower --lr or add --warmup and resume",
-                 t, log.loss, log.ce, log.aux, log.z, cfg.out.empty() ? "(none)" : cfg.out);
+                 t, log.loss, non_finite_terms(r),
+                 bad_weight.empty() ? std::string("all weights are finite")
+                                    : "first non-finite weight: " + bad_weight,
+                 cfg.out.empty() ? "(none)" : cfg.out);
+        }
+        if (fault_hit("grad")) {
+            // Test hook (core/fault.h): a NaN in the middle trainable parameter's gradient.
+            std::vector<size_t> trainable;
+            for (size_t i = 0; i < tr.layout.offset.size(); ++i)
+                if (!tr.layout.frozen(i)) trainable.push_back(i);
+            grad[static_cast<size_t>(tr.layout.offset[trainable[trainable.size() / 2]])] = NAN;
+        }
         log.grad_norm = clip_grad_norm(grad, cfg.grad_clip);
         if (!std::isfinite(log.grad_norm))
             fail("train",
-                 "step {}: the gradient norm is {} (loss {}); stopping before the "
-                 "update. The last good checkpoint is the latest step-N in {}",
-                 t, log.grad_norm, log.loss, cfg.out.empty() ? "(none)" : cfg.out);
+                 "step {}: the gradient norm is {} (loss {}); first non-finite gradient: {}; "
+                 "stopping before the update. The last good checkpoint is the latest step-N in {}",
+                 t, log.grad_norm, log.loss, first_non_finite(grad, w.table, tr.layout.offset),
+                 cfg.out.empty() ? "(none)" : cfg.out);
         opt.step(w.slab, grad, log.lr, cfg.decay, tr.segments);
         log.tokens = st.tokens;
         log.seconds = timer.seconds();
+        log.rss_mib = current_rss_mib();  // first: the peak read after it is >= it
         log.peak_rss_mib = peak_rss_mib();
-        logs.push_back(log);
-        if (on_step) on_step(log);
+        // With a callback the logs go only to it: keeping them as well grew memory by ~150
+        // bytes a step (0.6 MiB over 4000 steps, measured with rss_mib), unbounded over a
+        // long run.
+        if (on_step)
+            on_step(log);
+        else
+            logs.push_back(log);
         if (cfg.eval_interval > 0 && (t % cfg.eval_interval == 0 || t == cfg.steps)) evaluate(t);
         if (!cfg.out.empty() && cfg.save_every > 0 && t % cfg.save_every == 0 && t < cfg.steps) {
             save(fmt::format("{}/step-{}", cfg.out, t), t);

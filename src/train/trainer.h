@@ -64,6 +64,7 @@ struct StepLog {
     double lr = 0, loss = 0, ce = 0, aux = 0, z = 0, megablocks_lb = 0, megablocks_z = 0;
     double grad_norm = 0, seconds = 0;
     double peak_rss_mib = 0;  // process peak resident set size so far (getrusage ru_maxrss)
+    double rss_mib = 0;       // current resident set size after the step (/proc/self/statm)
     int64_t tokens = 0;
     // This step's rows per language (from the batch source): tokens delivered and mean CE over
     // the language's predicted tokens. Sorted by language code.
@@ -111,7 +112,9 @@ private:
 
 // Trains `w` in place for steps (start+1 .. cfg.steps), calling on_step after every step.
 // `resume_dir` (a step-N checkpoint written by train; its weights must already be in `w`)
-// restores the optimizer, step count and batch source first. Returns the step logs.
+// restores the optimizer, step count and batch source first. Returns the step logs when
+// on_step is empty; with on_step they are passed to it only, so that memory stays flat over
+// a long run.
 std::vector<StepLog> train(model::OlmoeWeights& w,
                            BatchSource& source,
                            const TrainConfig& cfg,
