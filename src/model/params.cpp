@@ -197,28 +197,58 @@ kernels::Weight OlmoeWeights::lm_head() const {
                        -1);
 }
 
-void init_weights(OlmoeWeights& w, uint64_t seed) {
-    const double std = w.config.initializer_range;
-    for (const auto& p : w.table.params()) {
-        float* dst = w.get(p);
-        if (p.is_norm()) {
-            std::fill(dst, dst + p.numel, 1.0f);
-        } else if (p.is_bias()) {
-            std::fill(dst, dst + p.numel, 0.0f);
-        } else {
-            const uint64_t key = rng_key(seed, p.name);
-            parallel_for(p.numel, 4096, [&](int64_t b, int64_t e, int) {
-                for (int64_t i = b; i < e; ++i)
-                    dst[i] = static_cast<float>(std * rng_normal(key, static_cast<uint64_t>(i)));
-            });
-        }
+void init_param(const OlmoeConfig& c, const ParamSpec& p, uint64_t seed, float* dst) {
+    if (p.is_norm()) {
+        std::fill(dst, dst + p.numel, 1.0f);
+    } else if (p.is_bias()) {
+        std::fill(dst, dst + p.numel, 0.0f);
+    } else {
+        const double std = c.initializer_range;
+        const uint64_t key = rng_key(seed, p.name);
+        parallel_for(p.numel, 4096, [&](int64_t b, int64_t e, int) {
+            for (int64_t i = b; i < e; ++i)
+                dst[i] = static_cast<float>(std * rng_normal(key, static_cast<uint64_t>(i)));
+        });
     }
     // HF nn.Embedding(padding_idx=pad): the pad row is zeroed after the normal draw.
-    if (w.config.pad_token_id) {
-        const int64_t H = w.config.hidden_size;
-        float* row = w.get(*w.table.find("model.embed_tokens.weight")) + *w.config.pad_token_id * H;
-        std::fill(row, row + H, 0.0f);
+    if (p.kind == ParamKind::Embedding && c.pad_token_id) {
+        float* row = dst + *c.pad_token_id * c.hidden_size;
+        std::fill(row, row + c.hidden_size, 0.0f);
     }
+}
+
+void init_weights(OlmoeWeights& w, uint64_t seed) {
+    for (const auto& p : w.table.params())
+        init_param(w.config, p, seed, w.get(p));
+}
+
+void write_initialized_checkpoint(
+    const OlmoeConfig& config, uint64_t seed, const std::string& dir, DType dtype, int num_shards) {
+    if (dtype != DType::F32 && dtype != DType::BF16)
+        fail("hf_checkpoint", "{}: expected dtype f32 or bf16 for writing, found {}", dir,
+             dtype_name(dtype));
+    const ParamTable table(config);
+    std::vector<io::TensorToWrite> tensors;
+    for (const auto& p : table.params()) {
+        io::TensorToWrite t{p.name, dtype, p.shape, nullptr, {}};
+        t.produce = [&config, &p, seed, dtype](void* dst) {
+            if (dtype == DType::F32) {
+                init_param(config, p, seed, static_cast<float*>(dst));
+                return;
+            }
+            // Same rounding as save_checkpoint's whole-slab conversion, one tensor at a time.
+            std::vector<float> f32(static_cast<size_t>(p.numel));
+            init_param(config, p, seed, f32.data());
+            auto* out = static_cast<bf16_t*>(dst);
+            parallel_for(p.numel, 1 << 16, [&](int64_t b, int64_t e, int) {
+                convert_from_f32(out + b, DType::BF16, f32.data() + b, e - b);
+            });
+        };
+        tensors.push_back(std::move(t));
+    }
+    OlmoeConfig c = config;
+    c.torch_dtype = dtype == DType::BF16 ? "bfloat16" : "float32";
+    io::write_hf_checkpoint(dir, c.to_json(), generation_config_json(c), tensors, num_shards);
 }
 
 namespace {

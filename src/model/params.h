@@ -158,6 +158,14 @@ struct OlmoeWeights {
 // HF init: normal(0, initializer_range) for linear and embedding weights from the counter RNG
 // (core/rng.h, reproducible by tools/polymoe_rng.py), zero biases, unit norms, zero pad row.
 void init_weights(OlmoeWeights& w, uint64_t seed);
+// The same values for one parameter, into dst[p.numel].
+void init_param(const OlmoeConfig& c, const ParamSpec& p, uint64_t seed, float* dst);
+
+// Writes the checkpoint that init_weights(seed) + save_checkpoint(dtype, num_shards) writes, byte
+// for byte, but generates each tensor just before it is written: peak memory is the largest
+// tensor (in f32, plus its bf16 copy), not the f32 slab (27.6 GB for OLMoE-1B-7B).
+void write_initialized_checkpoint(
+    const OlmoeConfig& c, uint64_t seed, const std::string& dir, DType dtype, int num_shards);
 
 // How load_checkpoint stores the weights. F32: everything widened into the f32 slab (training,
 // f32 compute; set_compute_bf16() adds a bf16 copy). Bf16Resident: GEMM weights only in bf16,
