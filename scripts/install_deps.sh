@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(cmake ninja-build g++ git pkg-config libdnnl-dev nlohmann-json3-dev libcli11-dev libfmt-dev
       libgtest-dev libgmock-dev libbenchmark-dev clang-format libutf8proc-dev libyaml-cpp-dev
       libzstd-dev zlib1g-dev libminizip-dev libxml2-dev chromium clang libfuzzer-14-dev
-      ocl-icd-opencl-dev)
+      ocl-icd-opencl-dev libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,7 +1,9 @@
-// polymoe bench forward: times the production forward on a preset shape (weights initialised in
-// memory, no disk), next to the oneDNN GEMM peak measured in the same run on the expert/projection
-// shape, and appends one JSON line (commit, machine, shape, threads, median/p10/p90 seconds,
-// tokens/s, GFLOP/s, share of the GEMM peak, peak RSS). Warm-up first, then the median of N.
+// polymoe bench forward|train: times the production forward, or the production training step
+// (train::train_fixed_batch: forward, backward, clip, AdamW), on a preset shape (weights
+// initialised in memory, no disk), next to the oneDNN GEMM peak measured in the same run, and
+// appends one JSON line (commit, machine, shape, threads, median/p10/p90 seconds, tokens/s,
+// GFLOP/s, share of the GEMM peak = MFU for training, peak RSS). Warm-up first, then the median
+// of N.
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -18,6 +20,7 @@
 #include "core/version.h"
 #include "kernels/cpu/matmul.h"
 #include "model/olmoe.h"
+#include "train/trainer.h"
 
 namespace polymoe::cli {
 
@@ -31,6 +34,8 @@ struct BenchOptions {
     std::string dtype = "f32";
     std::string compute = "f32";
     int repeats = 5;
+    std::string objective = "hf_z";
+    bool recompute = false;
     std::string out;
     int threads = 0;
 };
@@ -89,13 +94,26 @@ double gemm_peak_gflops(int64_t M, int64_t N, int64_t K, bool bf16) {
     return 2.0 * double(M) * double(N) * double(K) / stats(t).median / 1e9;
 }
 
+// The f32 GEMM reference for training MFU: the best of the shapes a training step is made of
+// (expert rows, the lm head in its chunks of at most 1024 rows) and a large square GEMM.
+double train_gemm_peak_gflops(const model::OlmoeConfig& c, int64_t T) {
+    const int64_t H = c.hidden_size;
+    const int64_t expert_rows = std::max<int64_t>(1, T * c.num_experts_per_tok / c.num_experts);
+    return std::max({gemm_peak_gflops(expert_rows, c.intermediate_size, H, false),
+                     gemm_peak_gflops(std::min<int64_t>(T, 1024), c.vocab_size, H, false),
+                     gemm_peak_gflops(1024, 1024, 1024, false)});
+}
+
 }  // namespace
 
 std::function<void()> register_bench(CLI::App& app) {
     auto o = std::make_shared<BenchOptions>();
-    CLI::App* c = app.add_subcommand("bench", "time the forward (JSON line per run)");
-    c->add_option("what", o->what, "what to time: forward")
-        ->check(CLI::IsMember({"forward"}))
+    CLI::App* c =
+        app.add_subcommand("bench", "time the forward or a training step (JSON line per run)");
+    c->add_option("what", o->what,
+                  "what to time: forward (inference with logits) or train (forward, backward, "
+                  "clip, AdamW; f32 master weights)")
+        ->check(CLI::IsMember({"forward", "train"}))
         ->capture_default_str();
     c->add_option("--preset", o->preset, "model preset (micro, tiny, olmoe-1b-7b)")
         ->capture_default_str();
@@ -115,6 +133,10 @@ std::function<void()> register_bench(CLI::App& app) {
     c->add_option("--repeats", o->repeats, "timed repetitions after one warm-up")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
+    c->add_option("--objective", o->objective, "train: objective olmoe|hf|hf_z|ce")
+        ->check(CLI::IsMember({"olmoe", "hf", "hf_z", "ce"}))
+        ->capture_default_str();
+    c->add_flag("--recompute", o->recompute, "train: per-layer activation recomputation");
     c->add_option("--out", o->out, "append the JSON line to this file (default: stdout only)");
     add_threads_option(c, &o->threads);
     return [o] {
@@ -128,6 +150,11 @@ std::function<void()> register_bench(CLI::App& app) {
         if (o->dtype == "bf16")  // round weights to bf16 values, as loading a bf16 checkpoint does
             for (float& x : w.slab)
                 x = bf16_to_f32(f32_to_bf16(x));
+        const bool train = o->what == "train";
+        if (train && o->compute == "bf16")
+            throw UsageError(
+                "[bench] --compute bf16: training keeps f32 master weights and f32 "
+                "GEMMs; expected --compute f32 with bench train");
         if (o->compute == "bf16") w.set_compute_bf16();
         const int64_t B = o->batch, S = o->seq, T = B * S;
         std::vector<int32_t> ids(T);
@@ -135,24 +162,36 @@ std::function<void()> register_bench(CLI::App& app) {
         for (int64_t i = 0; i < T; ++i)
             ids[i] = static_cast<int32_t>(splitmix64(key + i) %
                                           uint64_t(std::min<int64_t>(cfg.vocab_size, 50280)));
-        model::Activations a;
-        model::allocate_activations(a, cfg, B, S, true);
-        model::olmoe_forward(a, w, ids.data(), nullptr, B, S);  // warm-up
         std::vector<double> times;
-        for (int r = 0; r < o->repeats; ++r) {
-            Timer t;
-            model::olmoe_forward(a, w, ids.data(), nullptr, B, S);
-            times.push_back(t.seconds());
+        if (train) {
+            // The trainer's own loop on one fixed batch; step 1 (allocation) is the warm-up.
+            train::TrainConfig tc;
+            tc.steps = 1 + o->repeats;
+            tc.objective = parse_objective(o->objective);
+            tc.recompute = o->recompute;
+            for (const auto& log : train::train_fixed_batch(w, ids, {}, B, S, tc, nullptr))
+                if (log.step > 1) times.push_back(log.seconds);
+        } else {
+            model::Activations a;
+            model::allocate_activations(a, cfg, B, S, true);
+            model::olmoe_forward(a, w, ids.data(), nullptr, B, S);  // warm-up
+            for (int r = 0; r < o->repeats; ++r) {
+                Timer t;
+                model::olmoe_forward(a, w, ids.data(), nullptr, B, S);
+                times.push_back(t.seconds());
+            }
         }
         const Stats st = stats(times);
-        const double flops = forward_flops(cfg, B, S);
-        const double peak =
-            gemm_peak_gflops(T, cfg.intermediate_size, cfg.hidden_size, o->compute == "bf16");
+        // Training: forward + backward = 3x the forward's model FLOPs (recomputation not counted).
+        const double flops = forward_flops(cfg, B, S) * (train ? 3.0 : 1.0);
+        const double peak = train ? train_gemm_peak_gflops(cfg, T)
+                                  : gemm_peak_gflops(T, cfg.intermediate_size, cfg.hidden_size,
+                                                     o->compute == "bf16");
         const double gflops = flops / st.median / 1e9;
         char date[32];
         std::time_t now = std::time(nullptr);
         std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-        nlohmann::json j = {{"bench", "forward"},
+        nlohmann::json j = {{"bench", o->what},
                             {"commit", core::git_commit()},
                             {"date", date},
                             {"machine", machine()},
@@ -179,6 +218,10 @@ std::function<void()> register_bench(CLI::App& app) {
                             {"gemm_ref_gflops", peak},
                             {"share_of_gemm_ref", gflops / peak},
                             {"peak_rss_mib", peak_rss_mib()}};
+        if (train) {
+            j["objective"] = o->objective;
+            j["recompute"] = o->recompute;
+        }
         const std::string line = j.dump();
         fmt::print("{}\n", line);
         if (!o->out.empty()) {

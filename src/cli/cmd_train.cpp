@@ -7,9 +7,17 @@
 // --trainable PATTERN trains a subset (train/param_pattern.h); --eval-interval N adds held-out
 // per-language CE lines ({"event": "eval", ...}) to the log, scored by the eval stage, which the
 // trainer reaches only through a callback.
+//
+// Data parallelism (docs/scaling.md): under `mpirun -np N`, each rank trains --grad-accum K
+// micro-batch slots of --batch B rows; the global batch is N x K x B rows, and slot m = rank x K
+// + k reads its own rows of --tokens (rows m*B .. m*B+B-1) or its own document shard of --data
+// (shard m of N x K), so the data of a step depends on N x K only. Only rank 0 writes the log,
+// run.json and checkpoints. An error on any rank ends all ranks (MPI_Abort).
 #include <fnmatch.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -21,10 +29,12 @@
 #include "data/manifest.h"
 #include "data/prepare.h"
 #include "data/stage_config.h"
+#include "dist/comm.h"
 #include "eval/eval.h"
 #include "tokenizer/tokenizer.h"
 #include "train/data_source.h"
 #include "train/param_pattern.h"
+#include "train/step_grad.h"
 #include "train/trainer.h"
 
 namespace polymoe::cli {
@@ -38,20 +48,14 @@ struct TrainOptions {
     std::string schedule = "cosine", objective = "olmoe", dtype, mixture = "temperature";
     std::vector<std::string> stages, replay_stages, no_decay;
     int64_t steps = 1, warmup = 0, save_every = 0, keep = 0, batch = 0, seq = 0;
-    int64_t eval_interval = 0, eval_tokens = 2048;
+    int64_t eval_interval = 0, eval_tokens = 2048, grad_accum = 1;
+    std::string lb_scope = "micro";
     uint64_t seed = 0;
     double lr = 4e-4, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1, grad_clip = 1.0;
     double replay = 0.0, temperature = 3.0, max_epochs = 0.0;
     int threads = 0;
     bool recompute = false;
 };
-
-model::Objective parse_objective(const std::string& s) {
-    if (s == "ce") return model::Objective::Ce;
-    if (s == "hf") return model::Objective::Hf;
-    if (s == "hf_z") return model::Objective::HfZ;
-    return model::Objective::Olmoe;
-}
 
 // Fills options absent from the command line from the stage config; path-valued keys are
 // resolved relative to the config file.
@@ -105,8 +109,12 @@ void truncate_log(const std::string& path, int64_t step) {
         }
     }
     in.close();
-    std::ofstream(path, std::ios::trunc) << kept;
+    std::ofstream out(path, std::ios::trunc);
+    out << kept << std::flush;
+    if (!out) fail("train", "--log {}: cannot rewrite: {}", path, std::strerror(errno));
 }
+
+void run_train(TrainOptions& opt, CLI::App* c, const dist::Comm& comm);
 
 }  // namespace
 
@@ -158,6 +166,17 @@ std::function<void()> register_train(CLI::App& app) {
                   "batch rows B (default 8 with --data; must agree with "
                   "--tokens)");
     c->add_option("--seq", o->seq, "sequence length S (default 256 with --data)");
+    c->add_option("--grad-accum", o->grad_accum,
+                  "micro-batches of --batch rows per optimizer step and rank; the step's batch is "
+                  "ranks x grad-accum x batch rows (with --tokens: its rows, split in order)")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    c->add_option("--lb-scope", o->lb_scope,
+                  "load-balancing loss statistics: micro (each micro-batch's own; the mean over "
+                  "micro-batches) or global (expert counts and router probabilities of the whole "
+                  "step's batch, over micro-batches and ranks; one extra forward per micro-batch)")
+        ->check(CLI::IsMember({"micro", "global"}))
+        ->capture_default_str();
     c->add_option("--seed", o->seed, "data order seed")->capture_default_str();
     c->add_option("--save-every", o->save_every, "write OUT/step-N every N steps (0 = only final)")
         ->capture_default_str();
@@ -190,6 +209,25 @@ std::function<void()> register_train(CLI::App& app) {
                 "(memory of one layer instead of all, for one extra forward of the layers)");
     add_threads_option(c, &o->threads);
     return [o, c] {
+        dist::Comm& comm = dist::Comm::init();
+        if (comm.size() == 1) return run_train(*o, c, comm);
+        try {
+            run_train(*o, c, comm);
+        } catch (const std::exception& e) {
+            // The other ranks would wait in the next collective forever.
+            fmt::print(stderr, "error: rank {} of {}: {}\n", comm.rank(), comm.size(), e.what());
+            comm.abort(1);
+        }
+    };
+}
+
+namespace {
+
+void run_train(TrainOptions& opt, CLI::App* c, const dist::Comm& comm) {
+    TrainOptions* o = &opt;
+    const bool lead = comm.rank() == 0;
+    const int64_t accum = o->grad_accum, slots = comm.size() * accum;
+    {
         if (!o->config.empty()) apply_config(c, o->config);
         if (o->model.empty())
             throw UsageError("[train] --model: expected a checkpoint, found none");
@@ -205,14 +243,23 @@ std::function<void()> register_train(CLI::App& app) {
         int64_t resume_step = 0;
         if (!o->resume.empty()) resume_step = train::checkpoint_step(o->resume);
         model::OlmoeWeights w = model::load_checkpoint(o->resume.empty() ? o->model : o->resume);
-        std::unique_ptr<train::BatchSource> source;
+        // This rank's micro-batch slots: global slot m = rank * accum + k.
+        std::vector<std::unique_ptr<train::BatchSource>> owned;
         nlohmann::json data_info;
         std::string eval_dir;
         if (!o->tokens.empty()) {
             TokenMatrix ids = read_token_matrix(o->tokens, "--tokens", 0, w.config.vocab_size);
-            if ((o->batch && o->batch != ids.B) || (o->seq && o->seq != ids.S))
-                fail("train", "--batch {} --seq {}: expected the shape of --tokens [{}, {}]",
-                     o->batch, o->seq, ids.B, ids.S);
+            if (ids.B % slots != 0)
+                fail("train",
+                     "--tokens {}: expected a row count divisible by ranks x --grad-accum = {} x "
+                     "{}, found {} rows",
+                     o->tokens, comm.size(), accum, ids.B);
+            const int64_t B = ids.B / slots;
+            if ((o->batch && o->batch != B) || (o->seq && o->seq != ids.S))
+                fail("train",
+                     "--batch {} --seq {}: expected the shape of --tokens [{}, {}] split into "
+                     "{} micro-batch(es) of {} rows",
+                     o->batch, o->seq, ids.B, ids.S, slots, B);
             TokenMatrix mask;
             if (!o->mask.empty()) {
                 mask = read_token_matrix(o->mask, "--attention-mask", 0, 2);
@@ -220,12 +267,26 @@ std::function<void()> register_train(CLI::App& app) {
                     fail("train", "--attention-mask {}: expected shape [{}, {}], found [{}, {}]",
                          o->mask, ids.B, ids.S, mask.B, mask.S);
             }
-            source = std::make_unique<train::FixedBatch>(ids.data, mask.data, ids.B, ids.S);
+            const size_t rows = static_cast<size_t>(B * ids.S);
+            for (int64_t k = 0; k < accum; ++k) {
+                const size_t at = static_cast<size_t>(comm.rank() * accum + k) * rows;
+                auto part = [&](const std::vector<int32_t>& v) {
+                    return v.empty()
+                               ? v
+                               : std::vector<int32_t>(v.begin() + static_cast<long>(at),
+                                                      v.begin() + static_cast<long>(at + rows));
+                };
+                owned.push_back(
+                    std::make_unique<train::FixedBatch>(part(ids.data), part(mask.data), B, ids.S));
+            }
         } else {
             train::DataSpec spec;
-            spec.dir = resolve_prepared_data(o->data, o->prepared.empty()
-                                                          ? (fs::path(o->out) / "prepared").string()
-                                                          : o->prepared);
+            const std::string into =
+                o->prepared.empty() ? (fs::path(o->out) / "prepared").string() : o->prepared;
+            // A manifest is prepared by rank 0 alone; the other ranks then find it up to date.
+            if (lead) spec.dir = resolve_prepared_data(o->data, into);
+            comm.barrier();
+            if (!lead) spec.dir = resolve_prepared_data(o->data, into);
             spec.stages = split_commas(o->stages);
             spec.replay = split_commas(o->replay_stages);
             spec.mix.policy = data::parse_mix_policy(o->mixture);
@@ -233,17 +294,27 @@ std::function<void()> register_train(CLI::App& app) {
             spec.mix.max_epochs = o->max_epochs;
             spec.mix.replay = o->replay;
             const int64_t B = o->batch ? o->batch : 8, S = o->seq ? o->seq : 256;
-            spec.mix.budget_tokens = o->steps * B * S;
+            spec.mix.budget_tokens = o->steps * slots * B * S;
             spec.seed = o->seed;
-            auto src = std::make_unique<train::LoaderSource>(spec, B, S, w.config.vocab_size);
+            spec.world = static_cast<int>(slots);
+            for (int64_t k = 0; k < accum; ++k) {
+                spec.rank = static_cast<int>(comm.rank() * accum + k);
+                owned.push_back(
+                    std::make_unique<train::LoaderSource>(spec, B, S, w.config.vocab_size));
+            }
+            const auto& src = static_cast<const train::LoaderSource&>(*owned.front());
             nlohmann::json p = nlohmann::json::object();
-            for (size_t i = 0; i < src->loader().languages().size(); ++i)
-                p[src->loader().languages()[i].code] = src->loader().probabilities()[i];
+            for (size_t i = 0; i < src.loader().languages().size(); ++i)
+                p[src.loader().languages()[i].code] = src.loader().probabilities()[i];
             data_info = {{"prepared", spec.dir}, {"probabilities", p}};
-            source = std::move(src);
             eval_dir = spec.dir;
         }
+        std::vector<train::BatchSource*> sources;
+        for (const auto& s : owned)
+            sources.push_back(s.get());
+        const train::BatchSource* source = sources.front();
         train::TrainConfig cfg;
+        cfg.lb_scope = train::parse_lb_scope(o->lb_scope);
         cfg.adam = {o->lr, o->beta1, o->beta2, o->eps, o->weight_decay};
         cfg.steps = o->steps;
         cfg.grad_clip = o->grad_clip;
@@ -264,11 +335,14 @@ std::function<void()> register_train(CLI::App& app) {
                 train::select_params(w.table, o->trainable, "--trainable");
             trainable_tensors = sel.tensors;
             trainable_elements = sel.elements;
-            fmt::print(
-                stderr,
-                "train: --trainable '{}': {} of {} tensors, {} of {} parameters ({:.3g}%)\n",
-                o->trainable, sel.tensors, w.table.params().size(), sel.elements, w.table.total(),
-                100.0 * static_cast<double>(sel.elements) / static_cast<double>(w.table.total()));
+            if (lead)
+                fmt::print(
+                    stderr,
+                    "train: --trainable '{}': {} of {} tensors, {} of {} parameters ({:.3g}%)\n",
+                    o->trainable, sel.tensors, w.table.params().size(), sel.elements,
+                    w.table.total(),
+                    100.0 * static_cast<double>(sel.elements) /
+                        static_cast<double>(w.table.total()));
         }
         std::unique_ptr<tokenizer::Tokenizer> tok;
         if (o->eval_interval > 0) {
@@ -314,51 +388,72 @@ std::function<void()> register_train(CLI::App& app) {
                      "--no-decay: expected patterns matching parameter names (e.g. "
                      "'*norm*'), found no match");
         }
-        fs::create_directories(o->out);
         const std::string log_path = o->log.empty() ? o->out + "/log.jsonl" : o->log;
-        write_run_json(o->out + "/run.json", "train",
-                       {{"model", o->model},
-                        {"config", o->config},
-                        {"tokens", o->tokens},
-                        {"data", o->data},
-                        {"stage", o->stages},
-                        {"replay_stages", o->replay_stages},
-                        {"replay", o->replay},
-                        {"mixture", o->mixture},
-                        {"temperature", o->temperature},
-                        {"max_epochs", o->max_epochs},
-                        {"steps", o->steps},
-                        {"lr", o->lr},
-                        {"beta1", o->beta1},
-                        {"beta2", o->beta2},
-                        {"eps", o->eps},
-                        {"weight_decay", o->weight_decay},
-                        {"no_decay", o->no_decay},
-                        {"grad_clip", o->grad_clip},
-                        {"schedule", o->schedule},
-                        {"warmup", o->warmup},
-                        {"objective", o->objective},
-                        {"seed", o->seed},
-                        {"save_every", o->save_every},
-                        {"keep", o->keep},
-                        {"resume", o->resume},
-                        {"trainable", o->trainable},
-                        {"eval_interval", o->eval_interval},
-                        {"eval_tokens", o->eval_tokens},
-                        {"recompute", o->recompute},
-                        {"log", log_path}},
-                       {{"model_config", w.config.to_json()},
-                        {"shape", {{"B", source->batch()}, {"S", source->seq()}}},
-                        {"data", data_info},
-                        {"no_decay_params", excluded.size()},
-                        {"trainable_tensors", trainable_tensors},
-                        {"trainable_parameters", trainable_elements}});
-        if (resume_step > 0) truncate_log(log_path, resume_step);
-        std::ofstream log(log_path, resume_step > 0 ? std::ios::app : std::ios::trunc);
-        if (!log) fail("train", "--log {}: cannot open for writing", log_path);
+        if (lead) {
+            std::error_code ec;
+            fs::create_directories(o->out, ec);
+            if (ec)
+                fail("train", "--out {}: cannot create the directory: {}", o->out, ec.message());
+        }
+        if (lead)
+            write_run_json(o->out + "/run.json", "train",
+                           {{"model", o->model},
+                            {"config", o->config},
+                            {"tokens", o->tokens},
+                            {"data", o->data},
+                            {"stage", o->stages},
+                            {"replay_stages", o->replay_stages},
+                            {"replay", o->replay},
+                            {"mixture", o->mixture},
+                            {"temperature", o->temperature},
+                            {"max_epochs", o->max_epochs},
+                            {"steps", o->steps},
+                            {"lr", o->lr},
+                            {"beta1", o->beta1},
+                            {"beta2", o->beta2},
+                            {"eps", o->eps},
+                            {"weight_decay", o->weight_decay},
+                            {"no_decay", o->no_decay},
+                            {"grad_clip", o->grad_clip},
+                            {"schedule", o->schedule},
+                            {"warmup", o->warmup},
+                            {"objective", o->objective},
+                            {"seed", o->seed},
+                            {"save_every", o->save_every},
+                            {"keep", o->keep},
+                            {"resume", o->resume},
+                            {"trainable", o->trainable},
+                            {"eval_interval", o->eval_interval},
+                            {"eval_tokens", o->eval_tokens},
+                            {"recompute", o->recompute},
+                            {"grad_accum", o->grad_accum},
+                            {"lb_scope", o->lb_scope},
+                            {"log", log_path}},
+                           {{"model_config", w.config.to_json()},
+                            {"shape", {{"B", source->batch()}, {"S", source->seq()}}},
+                            {"parallel",
+                             {{"ranks", comm.size()},
+                              {"grad_accum", accum},
+                              {"global_batch_rows", slots * source->batch()}}},
+                            {"data", data_info},
+                            {"no_decay_params", excluded.size()},
+                            {"trainable_tensors", trainable_tensors},
+                            {"trainable_parameters", trainable_elements}});
+        if (resume_step > 0 && lead) truncate_log(log_path, resume_step);
+        std::ofstream log;
+        if (lead) log.open(log_path, resume_step > 0 ? std::ios::app : std::ios::trunc);
+        if (lead && !log)
+            fail("train", "--log {}: cannot open for writing: {}", log_path, std::strerror(errno));
+        // Checked after every line: a full disk stops the run with its reason instead of
+        // training on with a log that silently lost its tail. Only rank 0 writes.
+        auto log_line = [&](const std::string& line) {
+            if (!lead) return;
+            log << line << "\n" << std::flush;
+            if (!log) fail("train", "--log {}: cannot write: {}", log_path, std::strerror(errno));
+        };
         double tokens = 0, seconds = 0;
         cfg.on_eval = [&](const std::string& line) {
-            log << line << "\n" << std::flush;
+            log_line(line);
             const auto j = nlohmann::json::parse(line);
             std::string per;
             for (const auto& [code, ce] : j["ce_by_language"].items())
@@ -368,9 +463,10 @@ std::function<void()> register_train(CLI::App& app) {
                        per.empty() ? "none" : per.substr(1), j["seconds"].get<double>());
         };
         train::train(
-            w, *source, cfg,
+            w, sources, cfg,
             [&](const train::StepLog& s) {
-                log << s.json() << "\n" << std::flush;
+                if (!lead) return;
+                log_line(s.json());
                 tokens += static_cast<double>(s.tokens);
                 seconds += s.seconds;
                 fmt::print(stderr, "step {}/{} loss {:.4f} ce {:.4f} lr {:.3g} {:.0f} tok/s\n",
@@ -378,11 +474,15 @@ std::function<void()> register_train(CLI::App& app) {
                            static_cast<double>(s.tokens) / s.seconds);
             },
             o->resume);
-        fmt::print(stderr,
-                   "train: wrote {}/final in {:.1f} s ({:.0f} tokens/s in steps), peak RSS {:.1f} "
-                   "MiB\n",
-                   o->out, timer.seconds(), seconds > 0 ? tokens / seconds : 0.0, peak_rss_mib());
-    };
+        if (lead)
+            fmt::print(
+                stderr,
+                "train: wrote {}/final in {:.1f} s ({:.0f} tokens/s in steps), peak RSS {:.1f} "
+                "MiB\n",
+                o->out, timer.seconds(), seconds > 0 ? tokens / seconds : 0.0, peak_rss_mib());
+    }
 }
+
+}  // namespace
 
 }  // namespace polymoe::cli

@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -102,8 +104,9 @@ void write_run_json(const std::string& path,
     for (auto it = extra.begin(); it != extra.end(); ++it)
         j[it.key()] = it.value();
     std::ofstream out(path);
-    if (!out) fail("cli", "cannot write {}", path);
-    out << j.dump(2) << "\n";
+    if (!out) fail("cli", "{}: cannot create: {}", path, std::strerror(errno));
+    out << j.dump(2) << "\n" << std::flush;
+    if (!out) fail("cli", "{}: cannot write: {}", path, std::strerror(errno));
 }
 
 void add_threads_option(CLI::App* app, int* threads) {
@@ -150,6 +153,14 @@ std::string resolve_prepared_data(const std::string& data, const std::string& pr
     fmt::print(stderr, "data: {} {}\n", r.up_to_date ? "up to date in" : "prepared into",
                po.out_dir);
     return po.out_dir;
+}
+
+model::Objective parse_objective(const std::string& s) {
+    if (s == "ce") return model::Objective::Ce;
+    if (s == "hf") return model::Objective::Hf;
+    if (s == "hf_z") return model::Objective::HfZ;
+    if (s == "olmoe") return model::Objective::Olmoe;
+    throw UsageError(fmt::format("--objective: expected olmoe, hf, hf_z or ce, found \"{}\"", s));
 }
 
 }  // namespace polymoe::cli

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "model/olmoe.h"
 #include "model/params.h"
 
 namespace polymoe::cli {
@@ -37,6 +38,9 @@ void write_run_json(const std::string& path,
 std::string resolve_prepared_data(const std::string& data, const std::string& prepare_into);
 
 // Adds --threads N to a subcommand; apply_threads() sets it before the work starts.
+// --objective value (olmoe|hf|hf_z|ce; CLI11 checks the set, so anything else is a UsageError).
+model::Objective parse_objective(const std::string& s);
+
 void add_threads_option(CLI::App* app, int* threads);
 void apply_threads(int threads);
 

@@ -39,16 +39,30 @@ FaultSpec parse_spec() {
     return s;
 }
 
+// Passes are counted only for the configured site, so other sites never shift k.
+// Returns the configured k when this pass is the k-th, else 0.
+long long reached(std::string_view site) {
+    static const FaultSpec spec = parse_spec();
+    static std::atomic<long long> passes{0};
+    if (spec.k == 0 || site != spec.site) return 0;
+    return passes.fetch_add(1, std::memory_order_relaxed) + 1 == spec.k ? spec.k : 0;
+}
+
 }  // namespace
 
 void fault_point(std::string_view site, std::string_view what) {
-    static const FaultSpec spec = parse_spec();
-    static std::atomic<long long> passes{0};
-    if (spec.k == 0 || site != spec.site) return;
-    if (passes.fetch_add(1, std::memory_order_relaxed) + 1 != spec.k) return;
-    fmt::print(stderr, "fault injection: SIGKILL at {} point {} ({})\n", site, spec.k, what);
+    const long long k = reached(site);
+    if (k == 0) return;
+    fmt::print(stderr, "fault injection: SIGKILL at {} point {} ({})\n", site, k, what);
     std::fflush(stderr);
     std::raise(SIGKILL);
+}
+
+bool fault_hit(std::string_view site) {
+    const long long k = reached(site);
+    if (k == 0) return false;
+    fmt::print(stderr, "fault injection: {} at pass {}\n", site, k);
+    return true;
 }
 
 }  // namespace polymoe

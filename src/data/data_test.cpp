@@ -211,6 +211,54 @@ TEST(Reader, FiftyMegabyteSingleLine) {
     EXPECT_EQ(d[0].problem, DocProblem::kNone);
 }
 
+TEST(Reader, LinesAndDocumentsAboveTheLimitAreErrors) {
+    TempDir t;
+    // A reader limited to 1000 bytes: a 999-byte line passes, a 1001-byte line (split across
+    // no buffer boundary) and a 3-line block of 400 bytes each fail, naming file and line.
+    write_bytes(t.path("ok.txt"), std::string(999, 'a') + "\n");
+    {
+        const SourceSpec blocks;
+        DocumentReader r(blocks, t.path("ok.txt"), 1000);
+        Document d;
+        ASSERT_TRUE(r.next(&d));
+        EXPECT_EQ(d.text.size(), 999u);
+    }
+    write_bytes(t.path("long.txt"), "short\n\n" + std::string(1001, 'a') + "\n");
+    auto read_limited = [&](const std::string& f, SourceSpec spec) {
+        DocumentReader r(spec, f, 1000);
+        Document d;
+        while (r.next(&d)) {
+        }
+    };
+    EXPECT_TRUE(throws_error_with([&] { read_limited(t.path("long.txt"), {}); },
+                                  {"long.txt:3", "lines of at most 1000 bytes"}));
+    const std::string line(400, 'b');
+    write_bytes(t.path("block.txt"), line + "\n" + line + "\n" + line + "\n");
+    EXPECT_TRUE(throws_error_with([&] { read_limited(t.path("block.txt"), {}); },
+                                  {"block.txt:1", "documents of at most 1000 bytes"}));
+    SourceSpec whole;
+    whole.split = TextSplit::kFile;
+    EXPECT_TRUE(throws_error_with([&] { read_limited(t.path("block.txt"), whole); },
+                                  {"block.txt:1", "documents of at most 1000 bytes"}));
+    write_bytes(t.path("long.jsonl"), "{\"text\": \"" + std::string(1100, 'c') + "\"}\n");
+    EXPECT_TRUE(throws_error_with([&] { read_limited(t.path("long.jsonl"), {}); },
+                                  {"long.jsonl:1", "lines of at most 1000 bytes"}));
+}
+
+TEST(Reader, CarriageReturnsInJsonStringsInLinearTime) {
+    TempDir t;
+    // 2 million "\r\n" pairs (escaped in JSON) plus lone "\r"s: erasing each '\r' in place
+    // would move ~4 MB per pair (hours); the one-pass rewrite takes milliseconds.
+    std::string body;
+    for (int i = 0; i < 2000000; ++i)
+        body += "\\r\\n";
+    body += "x\\ry";
+    write_bytes(t.path("crlf.jsonl"), "{\"text\": \"" + body + "\"}\n");
+    const auto d = read_all(t.path("crlf.jsonl"));
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_EQ(d[0].text, std::string(2000000, '\n') + "x\ny");
+}
+
 TEST(Reader, StructuralErrorsNameFileAndLine) {
     TempDir t;
     write_bytes(t.path("a.jsonl"), "{\"text\": \"ok\"}\n{\"body\": \"x\"}\n");
@@ -346,6 +394,15 @@ struct Corpus {
                     "  rus: {stage: \"1\", script: Cyrl, sources: [rus.txt.zst]}\n");
     }
 };
+
+TEST(Prepare, FilesystemErrorsArePolymoeErrorsNamingThePath) {
+    // A path component over NAME_MAX (255): std::filesystem's throwing queries raise
+    // filesystem_error for it (ENAMETOOLONG), which works the same for root, unlike permissions.
+    TempDir t;
+    const std::string dir = t.path(std::string(300, 'n'));
+    EXPECT_TRUE(throws_error_with([&] { read_prepared_stats(dir); },
+                                  {std::string(300, 'n') + "/stats.json", "cannot inspect"}));
+}
 
 TEST(Prepare, WritesShardsStatsAndIsDeterministic) {
     Corpus c;

@@ -1,15 +1,20 @@
 // prepare: manifest -> token shards + stats.json (see prepare.h).
 #include "data/prepare.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <set>
 #include <sstream>
+#include <vector>
 
 #include "core/error.h"
 #include "core/parallel.h"
@@ -79,9 +84,29 @@ private:
 
 std::string file_bytes(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
+    if (!f) fail("data", "{}: cannot open: {}", path, std::strerror(errno));
     std::stringstream ss;
     ss << f.rdbuf();
+    if (f.bad()) fail("data", "{}: cannot read: {}", path, std::strerror(errno));
     return ss.str();
+}
+
+// std::filesystem queries through their error_code overloads: the throwing ones raise
+// std::filesystem_error (a permission error, a name over NAME_MAX), which the CLI does not catch,
+// instead of a polymoe::Error naming the path.
+bool is_file(const std::string& path) {
+    std::error_code ec;
+    const bool yes = fs::is_regular_file(path, ec);
+    if (ec && ec != std::errc::no_such_file_or_directory)
+        fail("data", "{}: cannot inspect: {}", path, ec.message());
+    return yes;
+}
+
+int64_t size_of(const std::string& path) {
+    std::error_code ec;
+    const auto n = fs::file_size(path, ec);
+    if (ec) fail("data", "{}: cannot read the file size: {}", path, ec.message());
+    return static_cast<int64_t>(n);
 }
 
 nlohmann::ordered_json fingerprint(const Manifest& m,
@@ -109,23 +134,42 @@ nlohmann::ordered_json fingerprint(const Manifest& m,
 }
 
 void write_text_atomic(const std::string& path, const std::string& text) {
-    std::string tmp = path + ".tmp";
-    {
-        std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-        f << text;
-        f.flush();
-        if (!f) fail("data", "{}: write failed", tmp);
+    // Through POSIX calls rather than a stream: every short write, the fsync and the close report
+    // their errno, so a full disk or a read-only directory is named as such, and a failed write
+    // leaves no ".tmp" behind.
+    const std::string tmp = path + ".tmp";
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) fail("data", "{}: cannot create: {}", tmp, std::strerror(errno));
+    size_t done = 0;
+    int err = 0;
+    while (done < text.size() && err == 0) {
+        const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+        if (n > 0)
+            done += static_cast<size_t>(n);
+        else if (n == 0)
+            err = ENOSPC;  // a regular file that accepts nothing more is full
+        else if (errno != EINTR)
+            err = errno;
+    }
+    if (err == 0 && ::fsync(fd) != 0) err = errno;
+    if (::close(fd) != 0 && err == 0) err = errno;
+    if (err != 0) {
+        ::unlink(tmp.c_str());
+        fail("data", "{}: write failed: {}", tmp, std::strerror(err));
     }
     std::error_code ec;
     fs::rename(tmp, path, ec);
-    if (ec) fail("data", "{}: cannot rename to {}: {}", tmp, path, ec.message());
+    if (ec) {
+        ::unlink(tmp.c_str());
+        fail("data", "{}: cannot rename to {}: {}", tmp, path, ec.message());
+    }
 }
 
 }  // namespace
 
 nlohmann::json read_prepared_stats(const std::string& dir) {
     std::string path = (fs::path(dir) / "stats.json").string();
-    if (!fs::is_regular_file(path))
+    if (!is_file(path))
         fail("data",
              "{}: expected the stats.json of a prepared directory, found none (run "
              "polymoe prepare first)",
@@ -161,14 +205,16 @@ PrepareResult prepare(const Manifest& m, const tokenizer::Tokenizer& tok, const 
     const uint64_t tok_hash = fnv1a64(file_bytes(o.tokenizer_path));
     const auto fp = fingerprint(m, tok, o, tok_hash);
     const std::string stats_path = (fs::path(o.out_dir) / "stats.json").string();
-    if (!o.force && fs::is_regular_file(stats_path)) {
+    if (!o.force && is_file(stats_path)) {
         try {
             auto old = nlohmann::json::parse(file_bytes(stats_path));
             bool complete = old.value("fingerprint", nlohmann::json()) == nlohmann::json(fp);
             for (const auto& l : m.languages)
                 for (const char* split : {"train", "heldout"})
-                    complete = complete && fs::exists(fs::path(o.out_dir) /
-                                                      shard_file_name(l.info.code, split, 0));
+                    complete =
+                        complete &&
+                        is_file((fs::path(o.out_dir) / shard_file_name(l.info.code, split, 0))
+                                    .string());
             if (complete) {
                 res.up_to_date = true;
                 res.stats = old;
@@ -180,20 +226,28 @@ PrepareResult prepare(const Manifest& m, const tokenizer::Tokenizer& tok, const 
     }
     // stats.json marks a complete run: remove it first, and stale shards of these languages.
     fs::remove(stats_path, ec);
-    for (const auto& entry : fs::directory_iterator(o.out_dir)) {
-        std::string name = entry.path().filename().string();
+    if (ec)
+        fail("data", "{}: cannot remove the previous run's stats: {}", stats_path, ec.message());
+    // Stale shards are collected first, then removed: removing while iterating is unspecified.
+    std::vector<fs::path> stale;
+    for (fs::directory_iterator it(o.out_dir, ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string name = it->path().filename().string();
         for (const auto& l : m.languages)
             if (name.rfind(l.info.code + ".", 0) == 0 && name.size() > 6 &&
                 name.compare(name.size() - 6, 6, ".shard") == 0 &&
                 std::count(name.begin(), name.end(), '.') == 3)
-                fs::remove(entry.path(), ec);
+                stale.push_back(it->path());
     }
+    if (ec) fail("data", "{}: cannot list the output directory: {}", o.out_dir, ec.message());
+    for (const fs::path& p : stale)
+        if (fs::remove(p, ec); ec)
+            fail("data", "{}: cannot remove a stale shard: {}", p.string(), ec.message());
 
     int64_t total_bytes = 0;
     for (const auto& l : m.languages)
         for (const auto& s : l.sources)
             for (const auto& f : s.files)
-                total_bytes += static_cast<int64_t>(fs::file_size(f));
+                total_bytes += size_of(f);
     Progress progress("prepare", static_cast<double>(total_bytes), "MB", 1e6);
     int64_t bytes_done = 0;
 
@@ -277,7 +331,7 @@ PrepareResult prepare(const Manifest& m, const tokenizer::Tokenizer& tok, const 
                     progress.update(
                         static_cast<double>(bytes_done + static_cast<int64_t>(r.compressed_pos())));
                 }
-                bytes_done += static_cast<int64_t>(fs::file_size(file));
+                bytes_done += size_of(file);
                 progress.update(static_cast<double>(bytes_done));
             }
         }

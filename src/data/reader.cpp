@@ -177,12 +177,13 @@ bool utf8_valid(std::string_view s, int64_t* chars) {
     return true;
 }
 
-DocumentReader::DocumentReader(const SourceSpec& spec, const std::string& file)
+DocumentReader::DocumentReader(const SourceSpec& spec, const std::string& file, size_t max_bytes)
     : spec_(spec),
       file_(file),
       jsonl_(ends_with(file, ".jsonl") || ends_with(file, ".jsonl.gz") ||
              ends_with(file, ".jsonl.zst")),
-      in_(open_byte_stream(file)) {}
+      in_(open_byte_stream(file)),
+      max_bytes_(max_bytes) {}
 
 DocumentReader::~DocumentReader() = default;
 
@@ -210,6 +211,9 @@ bool DocumentReader::next_line(std::string* line) {
         size_t e = pos_;
         while (e < buf_.size() && buf_[e] != '\n' && buf_[e] != '\r')
             ++e;
+        if (e - pos_ > max_bytes_ - line->size())
+            fail("data", "{}:{}: expected lines of at most {} bytes, found a longer one", file_,
+                 line_ + 1, max_bytes_);
         line->append(buf_, pos_, e - pos_);
         if (e == buf_.size()) {
             pos_ = e;
@@ -270,14 +274,17 @@ bool DocumentReader::next(Document* d) {
             fail("data", "{}:{}: expected a string field \"{}\", found {}", file_, line_,
                  spec_.text_field, t == j.end() ? "none" : t->type_name());
         d->text = t->get<std::string>();
-        // Line endings inside JSON strings are normalised like those of text files.
-        for (size_t i = 0; i < d->text.size(); ++i)
-            if (d->text[i] == '\r') {
-                if (i + 1 < d->text.size() && d->text[i + 1] == '\n')
-                    d->text.erase(i, 1);
-                else
-                    d->text[i] = '\n';
-            }
+        // Line endings inside JSON strings are normalised like those of text files, in one
+        // pass (erasing each '\r' in place would be quadratic in a string of "\r\n"s).
+        std::string& text = d->text;
+        size_t out = 0;
+        for (size_t i = 0; i < text.size(); ++i) {
+            if (text[i] != '\r')
+                text[out++] = text[i];
+            else if (i + 1 >= text.size() || text[i + 1] != '\n')
+                text[out++] = '\n';  // a lone '\r'; the '\r' of "\r\n" is dropped
+        }
+        text.resize(out);
         if (!spec_.passage_field.empty()) {
             auto p = j.find(spec_.passage_field);
             if (p == j.end() || !p->is_number_integer())
@@ -291,11 +298,9 @@ bool DocumentReader::next(Document* d) {
     if (spec_.split == TextSplit::kFile) {
         if (done_) return false;
         // An empty file is one empty document, reported as such by classify().
-        for (bool first = true; next_line(&line); first = false) {
-            if (!first) d->text += '\n';
-            d->text += line;
-        }
         d->line = 1;
+        for (bool first = true; next_line(&line); first = false)
+            append_to_document(d, line, !first);
         done_ = true;
         classify(d);
         return true;
@@ -307,12 +312,18 @@ bool DocumentReader::next(Document* d) {
     }
     d->line = line_;
     d->text = line;
-    while (next_line(&line) && !blank(line)) {
-        d->text += '\n';
-        d->text += line;
-    }
+    while (next_line(&line) && !blank(line))
+        append_to_document(d, line, true);
     classify(d);
     return true;
+}
+
+void DocumentReader::append_to_document(Document* d, const std::string& piece, bool newline) const {
+    if (piece.size() + (newline ? 1 : 0) > max_bytes_ - d->text.size())
+        fail("data", "{}:{}: expected documents of at most {} bytes, found a longer one", file_,
+             d->line, max_bytes_);
+    if (newline) d->text += '\n';
+    d->text += piece;
 }
 
 }  // namespace polymoe::data

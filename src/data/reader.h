@@ -39,9 +39,17 @@ public:
 };
 std::unique_ptr<ByteStream> open_byte_stream(const std::string& path);
 
+// Longest line, and longest document, a reader accepts (64 MiB). A hostile or broken file (a
+// multi-gigabyte file without line breaks, say) then fails with an error naming the file and
+// line instead of growing one string until the machine runs out of memory.
+inline constexpr size_t kMaxLineBytes = size_t{64} << 20;
+
 class DocumentReader {
 public:
-    DocumentReader(const SourceSpec& spec, const std::string& file);
+    // `max_bytes` bounds every line and every document (tests lower it).
+    DocumentReader(const SourceSpec& spec,
+                   const std::string& file,
+                   size_t max_bytes = kMaxLineBytes);
     ~DocumentReader();
     // Next document, or false at the end of the file.
     bool next(Document* doc);
@@ -50,6 +58,8 @@ public:
 private:
     bool next_line(std::string* line);
     void classify(Document* doc) const;
+    // Appends `piece` (and a '\n' first if `newline`) to a document, within max_bytes_.
+    void append_to_document(Document* d, const std::string& piece, bool newline) const;
 
     const SourceSpec& spec_;
     std::string file_;
@@ -60,6 +70,7 @@ private:
     bool eof_ = false;
     bool done_ = false;
     int64_t line_ = 0;
+    size_t max_bytes_;
 };
 
 // True if s is valid UTF-8 (no overlongs, no surrogates); *chars gets the code point count.

@@ -26,6 +26,8 @@ void write_all(
             if (errno == EINTR) continue;
             fail(component, "{}: cannot write: {}", path, errno_message(errno));
         }
+        // A regular file never accepts 0 bytes of a non-empty write; retrying would spin.
+        if (n == 0) fail(component, "{}: cannot write: the file accepted no more bytes", path);
         p += n;
         size -= static_cast<size_t>(n);
     }

@@ -123,13 +123,15 @@ Intervention Intervention::force(const std::vector<int>& experts, int first, int
 namespace {
 
 // HF shift: row (b, s) predicts ids[b, s+1]; padding labels and the last column are ignored.
+// Whether row t's next token is a counted target (shared by shift_targets and count_targets).
+bool has_target(const int32_t* mask, int64_t t, int64_t S) {
+    return t % S + 1 < S && (!mask || mask[t + 1] != 0);
+}
+
 void shift_targets(
     int32_t* targets, const int32_t* ids, const int32_t* mask, int64_t T, int64_t S) {
-    for (int64_t t = 0; t < T; ++t) {
-        const int64_t s = t % S;
-        const bool has_next = s + 1 < S && (!mask || mask[t + 1] != 0);
-        targets[t] = has_next ? ids[t + 1] : -100;
-    }
+    for (int64_t t = 0; t < T; ++t)
+        targets[t] = has_target(mask, t, S) ? ids[t + 1] : -100;
 }
 
 // One layer on the residual stream a.x, in place. sv: what backward needs (null when not
@@ -319,6 +321,13 @@ ForwardResult olmoe_forward(Activations& a,
     return r;
 }
 
+int64_t count_targets(const int32_t* mask, int64_t B, int64_t S) {
+    int64_t n = 0;
+    for (int64_t t = 0; t < B * S; ++t)
+        n += has_target(mask, t, S) ? 1 : 0;
+    return n;
+}
+
 double objective_value(const ForwardResult& r, Objective o, double coef) {
     switch (o) {
         case Objective::Ce:
@@ -336,16 +345,22 @@ double objective_value(const ForwardResult& r, Objective o, double coef) {
 namespace {
 
 // Gradients of the router losses with respect to each layer's probabilities (dprobs[l] [T, E])
-// and log-sum-exp (dlse[l] [T]), from the saved top-k choices (counts carry no gradient).
+// and log-sum-exp (dlse[l] [T]), from the saved top-k choices (counts carry no gradient), or
+// from the global batch's counts and rows (norm.global, see LossNorm). Every value is scaled by
+// norm.router_weight (1.0 by default, an exact multiply).
 void router_loss_grads(std::vector<std::vector<float>>& dprobs,
                        std::vector<std::vector<float>>& dlse,
                        const Activations& a,
                        const OlmoeConfig& c,
                        const int32_t* mask,
                        int64_t T,
-                       Objective o) {
+                       Objective o,
+                       const LossNorm& norm) {
     const int64_t L = c.num_hidden_layers, E = c.num_experts, K = c.num_experts_per_tok;
-    const double coef = c.router_aux_loss_coef, LT = double(L) * double(T);
+    const GlobalRouterStats* g = norm.global;
+    // Tn: the row count the router terms are normalised by (the global batch's with g).
+    const double Tn = g ? g->rows : double(T);
+    const double coef = c.router_aux_loss_coef, LT = double(L) * Tn, wr = norm.router_weight;
     dprobs.assign(L, std::vector<float>(T * E, 0.0f));
     dlse.assign(L, std::vector<float>(T, 0.0f));
     if (o == Objective::Ce) return;
@@ -353,38 +368,47 @@ void router_loss_grads(std::vector<std::vector<float>>& dprobs,
         // aux = E sum_e F[e] P[e] over the L*Tm non-padding rows: d aux / d p = E F[e] / (L*Tm).
         std::vector<double> F(E, 0.0);
         double rows = 0;
-        for (int64_t l = 0; l < L; ++l)
-            for (int64_t t = 0; t < T; ++t) {
-                if (mask && mask[t] == 0) continue;
-                rows += 1;
-                for (int64_t r = 0; r < K; ++r)
-                    F[a.saved[l].topk_idx[t * K + r]] += 1;
-            }
+        if (g) {
+            F = g->masked_count;
+            rows = g->masked_rows;
+        } else {
+            for (int64_t l = 0; l < L; ++l)
+                for (int64_t t = 0; t < T; ++t) {
+                    if (mask && mask[t] == 0) continue;
+                    rows += 1;
+                    for (int64_t r = 0; r < K; ++r)
+                        F[a.saved[l].topk_idx[t * K + r]] += 1;
+                }
+        }
         if (rows > 0)
             for (int64_t l = 0; l < L; ++l)
                 for (int64_t t = 0; t < T; ++t) {
                     if (mask && mask[t] == 0) continue;
                     for (int64_t e = 0; e < E; ++e)
                         dprobs[l][t * E + e] =
-                            static_cast<float>(coef * double(E) * (F[e] / rows) / rows);
+                            static_cast<float>(wr * (coef * double(E) * (F[e] / rows) / rows));
                 }
         if (o == Objective::HfZ)
             for (int64_t l = 0; l < L; ++l)
                 for (int64_t t = 0; t < T; ++t)
-                    dlse[l][t] = static_cast<float>(0.001 * 2.0 * a.saved[l].lse[t] / LT);
+                    dlse[l][t] = static_cast<float>(wr * (0.001 * 2.0 * a.saved[l].lse[t] / LT));
         return;
     }
     // olmoe: megablocks_lb = coef E/(L T K) sum count[l,e] P[l,e], P = mean_t p (all rows);
     // megablocks_z = 0.001 sum lse^2 / (L T K).
     for (int64_t l = 0; l < L; ++l) {
         std::vector<double> count(E, 0.0);
-        for (int64_t s = 0; s < T * K; ++s)
-            count[a.saved[l].topk_idx[s]] += 1;
+        if (g)
+            std::copy_n(g->count.begin() + l * E, E, count.begin());
+        else
+            for (int64_t s = 0; s < T * K; ++s)
+                count[a.saved[l].topk_idx[s]] += 1;
         for (int64_t t = 0; t < T; ++t) {
             for (int64_t e = 0; e < E; ++e)
                 dprobs[l][t * E + e] =
-                    static_cast<float>(coef * double(E) / (LT * double(K)) * count[e] / double(T));
-            dlse[l][t] = static_cast<float>(0.001 * 2.0 * a.saved[l].lse[t] / (LT * double(K)));
+                    static_cast<float>(wr * (coef * double(E) / (LT * double(K)) * count[e] / Tn));
+            dlse[l][t] =
+                static_cast<float>(wr * (0.001 * 2.0 * a.saved[l].lse[t] / (LT * double(K))));
         }
     }
 }
@@ -415,7 +439,8 @@ void backward(float* grad,
               int64_t B,
               int64_t S,
               ForwardResult& fr,
-              Objective objective) {
+              Objective objective,
+              const LossNorm& norm) {
     const OlmoeConfig& c = w.config;
     const int64_t T = B * S, H = c.hidden_size, I = c.intermediate_size, E = c.num_experts,
                   K = c.num_experts_per_tok, V = c.vocab_size, NH = c.num_attention_heads,
@@ -484,13 +509,20 @@ void backward(float* grad,
     // logits, then the cross-entropy value and its gradient at once (overwriting the logits),
     // then the lm-head gradients. The CE gradient is known before the loss value: every
     // objective is ce + router terms, and d ce / d logits = (softmax - onehot) / counted rows.
-    std::vector<float> rstd_f(T), dh(T * H), dx(T * H), tmp(T * H);
+    BackwardBuffers& bb = a.back;
+    auto sized = [](std::vector<float>& v, int64_t n) -> std::vector<float>& {
+        v.resize(static_cast<size_t>(n));  // no-op after the first step; contents overwritten
+        return v;
+    };
+    auto &rstd_f = sized(bb.rstd_f, T), &dh = sized(bb.dh, T * H), &dx = sized(bb.dx, T * H),
+         &tmp = sized(bb.tmp, T * H);
     float* hf = a.h.data();  // free after the layers (the MoE input is saved in a.saved)
     k::rmsnorm_forward(hf, rstd_f.data(), a.x.data(), w.final_norm(), T, H, eps);
     shift_targets(a.targets.data(), ids, mask, T, S);
     fr.ce_tokens =
         std::count_if(a.targets.begin(), a.targets.end(), [](int32_t t) { return t != -100; });
-    const double scale = fr.ce_tokens > 0 ? 1.0 / double(fr.ce_tokens) : 0.0;
+    const int64_t ce_norm = norm.ce_tokens > 0 ? norm.ce_tokens : fr.ce_tokens;
+    const double scale = ce_norm > 0 ? 1.0 / double(ce_norm) : 0.0;
     const bool tied = c.tie_word_embeddings;
     float* dlm = G(tied ? ParamKind::Embedding : ParamKind::LmHead);
     const float* lm = Wf(tied ? ParamKind::Embedding : ParamKind::LmHead);
@@ -516,10 +548,12 @@ void backward(float* grad,
                         rstd_f.data(), T, H);
     if (!below(8 * L)) return;
 
-    std::vector<std::vector<float>> dprobs, dlse;
-    router_loss_grads(dprobs, dlse, a, c, mask, T, objective);
-    std::vector<float> dh2(T * H), dtw(T * K), drl(T * E), datt(T * QW), dq(T * QW), dk(T * KW),
-        dv(T * KW);
+    auto &dprobs = bb.dprobs, &dlse = bb.dlse;
+    router_loss_grads(dprobs, dlse, a, c, mask, T, objective, norm);
+    auto &dh2 = sized(bb.dh2, T * H), &dtw = sized(bb.dtw, T * K), &drl = sized(bb.drl, T * E),
+         &datt = sized(bb.datt, T * QW), &dq = sized(bb.dq, T * QW), &dk = sized(bb.dk, T * KW),
+         &dv = sized(bb.dv, T * KW), &g = sized(bb.g, std::max(QW, KW) * T),
+         &h = sized(bb.h, T * H);
     std::vector<float*> dgate(E), dup(E), ddown(E);
     for (int l = static_cast<int>(L) - 1; l >= 0; --l) {
         const int64_t p0 = 8 * int64_t(l);
@@ -568,7 +602,6 @@ void backward(float* grad,
             clip_mask(dv.data(), sv.v_lin, cq);
         }
         // q/k norms (full width), in place: dq, dk become gradients of the projections.
-        std::vector<float> g(std::max(QW, KW) * T);
         k::rmsnorm_backward(g.data(), G(ParamKind::QNorm, l), dq.data(), sv.q_lin.data(),
                             Wf(ParamKind::QNorm, l), sv.q_rstd.data(), T, QW);
         std::copy(g.begin(), g.begin() + T * QW, dq.begin());
@@ -577,7 +610,6 @@ void backward(float* grad,
         std::copy(g.begin(), g.begin() + T * KW, dk.begin());
         if (!below(p0 + 2)) return;
         // Recompute the normed layer input h = rms(x_in) * w_in for the projection gradients.
-        std::vector<float> h(T * H);
         k::rmsnorm_forward(h.data(), nullptr, sv.x_in.data(), Wf(ParamKind::InputNorm, l), T, H,
                            eps);
         const bool din = below(p0 + 1);
@@ -612,10 +644,16 @@ ForwardResult olmoe_forward_backward(float* grad,
                                      const int32_t* mask,
                                      int64_t B,
                                      int64_t S,
-                                     Objective objective) {
+                                     Objective objective,
+                                     const LossNorm& norm) {
     POLYMOE_CHECK(a.train, "olmoe_forward_backward needs training activations");
+    POLYMOE_CHECK(
+        !norm.global || (norm.global->count.size() ==
+                             size_t(w.config.num_hidden_layers * w.config.num_experts) &&
+                         norm.global->masked_count.size() == size_t(w.config.num_experts)),
+        "global router statistics of the wrong shape");
     ForwardResult r = forward_layers(a, w, ids, mask, B, S, nullptr, nullptr);
-    backward(grad, layout, a, w, ids, mask, B, S, r, objective);
+    backward(grad, layout, a, w, ids, mask, B, S, r, objective, norm);
     return r;
 }
 

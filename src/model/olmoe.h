@@ -36,6 +36,14 @@ struct LayerSaved {
 // rows of OLMoE's 50,304-entry vocabulary, against 412 MB for a full 8 x 256 batch).
 inline constexpr int64_t kHeadChunkBytes = int64_t{64} << 20;
 
+// Scratch of the training backward (gradients of activations), kept across steps so that the
+// step loop does not allocate: fresh multi-megabyte buffers every step cost page faults and
+// zeroing (about a tenth of a tiny training step before they were kept).
+struct BackwardBuffers {
+    std::vector<float> rstd_f, dh, dx, tmp, dh2, dtw, drl, datt, dq, dk, dv, g, h;
+    std::vector<std::vector<float>> dprobs, dlse;  // [L][T, E], [L][T] router-loss gradients
+};
+
 // Buffers for one forward of shape (B, S); T = B * S.
 struct Activations {
     int64_t B = 0, S = 0;
@@ -63,6 +71,7 @@ struct Activations {
     // (L - 1) layers of activations for one extra forward of the layers (not of the head).
     bool recompute = false;
     LayerSaved recomputed;
+    BackwardBuffers back;
 };
 
 // Allocates (or re-allocates for a new shape) the buffers of `a`; `train` keeps what
@@ -93,6 +102,39 @@ ForwardResult olmoe_forward(Activations& a,
 enum class Objective { Ce, Hf, HfZ, Olmoe };
 double objective_value(const ForwardResult& r, Objective o, double router_aux_loss_coef);
 
+// How one batch's loss is normalised when it is a micro-batch of a larger global batch
+// (gradient accumulation, data parallelism; train/step_grad.h). The default is the batch on its
+// own, and then every value is bit for bit what it was without the hook. With the fields set,
+// the gradient written is this batch's share of the gradient of the global batch's loss, so the
+// shares of all micro-batches sum to the global gradient:
+//   ce:     d/d logits = (softmax - onehot) / ce_tokens, ce_tokens counted over the global batch
+//   router: every router-loss gradient (lb, aux, z terms) is multiplied by router_weight; with
+//           `global` null these terms are this batch's own (lb_scope micro: router_weight = 1/M
+//           for M micro-batches makes the objective the mean of the micro-batches' terms)
+//   global: lb_scope global. The statistics of the whole batch (all micro-batches, all ranks)
+//           replace the batch's own. The lb and aux terms are quadratic in batch statistics
+//           (count x mean probability), but counts carry no gradient, so with the global counts
+//           known before backward the gradient with respect to row t's router probabilities is
+//             olmoe lb: coef E / (L T_g K) * count_g[l,e] / T_g
+//             hf aux:   coef E * F_g[e] / R_g^2   (F_g: top-k slots of non-padding rows, layers
+//                       pooled; R_g: non-padding rows times L)
+//           and the z terms divide by the global row count T_g instead of T.
+// The ForwardResult keeps this batch's own loss values; the caller combines them.
+struct GlobalRouterStats {
+    double rows = 0;                   // T_g: all rows of the global batch
+    double masked_rows = 0;            // R_g: non-padding rows of the global batch, times L
+    std::vector<double> count;         // [L, E] top-k slots per layer, all rows
+    std::vector<double> masked_count;  // [E] top-k slots of non-padding rows, layers pooled
+};
+struct LossNorm {
+    int64_t ce_tokens = 0;       // CE denominator (0: this batch's counted rows)
+    double router_weight = 1.0;  // multiplies every router-loss gradient
+    const GlobalRouterStats* global = nullptr;
+};
+
+// Rows of a [B, S] batch whose next-token target is counted by the CE (the denominator of ce).
+int64_t count_targets(const int32_t* mask, int64_t B, int64_t S);
+
 // One training forward and backward of `objective`: the losses (as olmoe_forward's) and their
 // gradient accumulated into `grad`, laid out by `layout` ([layout.total]): frozen parameters get
 // nothing, and work that only feeds them is skipped (their weight-gradient GEMMs, and the whole
@@ -111,7 +153,8 @@ ForwardResult olmoe_forward_backward(float* grad,
                                      const int32_t* mask,
                                      int64_t B,
                                      int64_t S,
-                                     Objective objective);
+                                     Objective objective,
+                                     const LossNorm& norm = {});
 
 // The same with every parameter trainable (grad in the slab layout of w.table, f32 weights).
 ForwardResult olmoe_forward_backward(std::vector<float>& grad,

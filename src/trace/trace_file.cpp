@@ -1,6 +1,8 @@
 // Trace writer and memory-mapped reader (format in trace_file.h).
 #include "trace/trace_file.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -127,9 +129,9 @@ TraceWriter::TraceWriter(const std::string& path, const TraceHeader& h)
                      static_cast<uint32_t>(h.layers.size()),
                      h.has_logits ? 1u : 0u};
     std::memcpy(head + 8, v, sizeof(v));
-    std::fwrite(head, 1, kFixed, f_);
     js.resize((js.size() + 63) / 64 * 64, '\0');
-    if (std::fwrite(js.data(), 1, js.size(), f_) != js.size() || std::fflush(f_) != 0)
+    if (std::fwrite(head, 1, kFixed, f_) != kFixed ||
+        std::fwrite(js.data(), 1, js.size(), f_) != js.size() || std::fflush(f_) != 0)
         fail("trace", "{}: write failed: {}", partial_, std::strerror(errno));
 }
 
@@ -178,6 +180,14 @@ void TraceWriter::write_chunk(const ChunkBuffer& c) {
 }
 
 void TraceWriter::finish() {
+    // Flushed and fsynced before the rename, so the final name never points at a file whose
+    // tail is still only in the page cache (or was refused by a full disk).
+    if (std::fflush(f_) != 0 || ::fsync(fileno(f_)) != 0) {
+        const int err = errno;
+        std::fclose(f_);
+        f_ = nullptr;
+        fail("trace", "{}: write failed: {}", partial_, std::strerror(err));
+    }
     if (std::fclose(f_) != 0) {
         f_ = nullptr;
         fail("trace", "{}: close failed: {}", partial_, std::strerror(errno));
@@ -266,6 +276,14 @@ TraceFile TraceFile::open(const std::string& path) {
                      path, off, i, h.languages.size(), c.lang[i]);
             max_doc = std::max<int64_t>(max_doc, c.doc[i]);
         }
+        // Expert ids index per-expert tables (counts [R][E], logits [n][E]) everywhere
+        // downstream, so an id >= E would be an out-of-bounds access there; rejected here once.
+        for (size_t i = 0; i < RnK; ++i)
+            if (c.expert[i] >= E)
+                fail("trace",
+                     "{}: chunk at byte {}: layer {} token {} rank {}: expected an expert id "
+                     "below {} (num_experts), found {}",
+                     path, off, i / (n * K), i / K % n, i % K, E, c.expert[i]);
         t.view_.chunks.push_back(c);
         off += bytes;
     }

@@ -136,6 +136,30 @@ TEST(TraceFile, TornLastChunkIsDroppedAndErrorsNameTheProblem) {
                                   {"language index below 2, found 7"}));
 }
 
+TEST(TraceFile, ExpertIdsMustBeBelowNumExperts) {
+    TempDir t;
+    // The writer does not validate ids, so it can produce the hostile file: E = 5 and one id 5
+    // in the last layer (the reader must reject it; counts[E] tables would be indexed with it).
+    ChunkBuffer c = fill(4, 0, true);
+    c.expert[2][3 * 2 + 1] = 5;
+    {
+        TraceWriter w(t.path("e.trace"), small_header(true));
+        w.write_chunk(c);
+        w.finish();
+    }
+    EXPECT_TRUE(throws_error_with([&] { TraceFile::open(t.path("e.trace")); },
+                                  {"e.trace", "layer 2 token 3 rank 1",
+                                   "expected an expert id below 5 (num_experts), found 5"}));
+    // Negative control: the largest valid id, 4, opens.
+    c.expert[2][3 * 2 + 1] = 4;
+    {
+        TraceWriter w(t.path("ok.trace"), small_header(true));
+        w.write_chunk(c);
+        w.finish();
+    }
+    EXPECT_EQ(TraceFile::open(t.path("ok.trace")).view().chunks.at(0).experts_at(2, 3, 2)[1], 4);
+}
+
 // A prepared directory with two languages of micro-vocabulary documents (ids < 256).
 void write_prepared(const std::string& dir) {
     std::filesystem::create_directories(dir);

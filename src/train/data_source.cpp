@@ -62,4 +62,11 @@ void LoaderSource::next(std::vector<int32_t>& ids,
         row_language.push_back(loader_->languages()[static_cast<size_t>(r)].code);
 }
 
+std::vector<std::string> LoaderSource::languages() const {
+    std::vector<std::string> codes;
+    for (const auto& l : loader_->languages())
+        codes.push_back(l.code);
+    return codes;
+}
+
 }  // namespace polymoe::train

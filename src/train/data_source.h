@@ -30,6 +30,7 @@ public:
     void next(std::vector<int32_t>& ids,
               std::vector<int32_t>& mask,
               std::vector<std::string>& row_language) override;
+    std::vector<std::string> languages() const override;
     nlohmann::json state() const override { return loader_->state(); }
     void restore(const nlohmann::json& state) override { loader_->restore(state); }
     const data::BatchLoader& loader() const { return *loader_; }

@@ -1,7 +1,8 @@
 // The training loop of `polymoe train`: forward, objective, backward, global-norm clip, AdamW
 // with the step's learning rate, a JSON line per step, HF checkpoints at intervals and at the
 // end (DESIGN.md CLI contract). Batches come from a BatchSource: one fixed batch (--tokens, the
-// trajectory test) or the mixture loader over prepared token shards (--data).
+// trajectory test) or the mixture loader over prepared token shards (--data). A step's gradient
+// and losses come from train/step_grad.h, over --grad-accum micro-batches and MPI ranks.
 //
 // Checkpoints OUT/step-N/ and OUT/final/ are HF directories that also hold, written atomically
 // with the weights: optimizer.safetensors (AdamW exp_avg.<name> / exp_avg_sq.<name> in f32, one
@@ -28,6 +29,10 @@
 
 namespace polymoe::train {
 
+// Where the load-balancing (lb / aux) loss takes its expert statistics from (train/step_grad.h,
+// docs/scaling.md): each micro-batch's own (micro) or the whole global batch's (global).
+enum class LbScope { Micro, Global };
+
 struct TrainConfig {
     AdamWConfig adam;
     int64_t steps = 1;
@@ -43,6 +48,7 @@ struct TrainConfig {
     std::vector<uint8_t> decay;  // per slab element: 1 = weight decay applies (empty: all)
     std::string trainable;       // --trainable pattern ("" = every parameter)
     bool recompute = false;      // per-layer activation recomputation (model::Activations)
+    LbScope lb_scope = LbScope::Micro;
     // Held-out evaluation: every eval_interval steps (0 = never), at step 0 of a fresh run and
     // after the last step, evaluate(w) returns the fields of an eval log line (for example
     // {"ce_by_language": {...}}); the trainer adds event, step and seconds and passes the line
@@ -58,6 +64,7 @@ struct StepLog {
     double lr = 0, loss = 0, ce = 0, aux = 0, z = 0, megablocks_lb = 0, megablocks_z = 0;
     double grad_norm = 0, seconds = 0;
     double peak_rss_mib = 0;  // process peak resident set size so far (getrusage ru_maxrss)
+    double rss_mib = 0;       // current resident set size after the step (/proc/self/statm)
     int64_t tokens = 0;
     // This step's rows per language (from the batch source): tokens delivered and mean CE over
     // the language's predicted tokens. Sorted by language code.
@@ -77,6 +84,8 @@ public:
     virtual void next(std::vector<int32_t>& ids,
                       std::vector<int32_t>& mask,
                       std::vector<std::string>& row_language) = 0;
+    // Language codes its rows can have, in a fixed order (empty when rows carry none).
+    virtual std::vector<std::string> languages() const { return {}; }
     virtual nlohmann::json state() const { return nullptr; }
     virtual void restore(const nlohmann::json& state) { (void)state; }
 };
@@ -103,9 +112,22 @@ private:
 
 // Trains `w` in place for steps (start+1 .. cfg.steps), calling on_step after every step.
 // `resume_dir` (a step-N checkpoint written by train; its weights must already be in `w`)
-// restores the optimizer, step count and batch source first. Returns the step logs.
+// restores the optimizer, step count and batch source first. Returns the step logs when
+// on_step is empty; with on_step they are passed to it only, so that memory stays flat over
+// a long run.
 std::vector<StepLog> train(model::OlmoeWeights& w,
                            BatchSource& source,
+                           const TrainConfig& cfg,
+                           const std::function<void(const StepLog&)>& on_step = {},
+                           const std::string& resume_dir = "");
+
+// The same over micro-batch slots and MPI ranks (train/step_grad.h): `sources` are this rank's
+// grad_accum slots in order; the step's global batch is ranks x grad_accum x B rows. Every rank
+// runs it; only rank 0 evaluates and writes checkpoints, and the caller logs on rank 0 only.
+// Checkpoints hold every slot's source state and the ranks x grad_accum they were written
+// with; resuming needs the same.
+std::vector<StepLog> train(model::OlmoeWeights& w,
+                           const std::vector<BatchSource*>& sources,
                            const TrainConfig& cfg,
                            const std::function<void(const StepLog&)>& on_step = {},
                            const std::string& resume_dir = "");

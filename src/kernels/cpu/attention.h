@@ -26,7 +26,7 @@ void attention_forward(float* out,
                        int64_t HD);
 
 // dq: [B*S, NH*HD]; dk, dv: [B*S, KVH*HD] (all assigned); dout: [B*S, NH*HD]; other inputs as
-// for attention_forward. Parallel over (batch, kv head): each thread owns its dk/dv rows.
+// for attention_forward. Both run as GEMMs over blocks of query rows (see attention.cpp).
 void attention_backward(float* dq,
                         float* dk,
                         float* dv,

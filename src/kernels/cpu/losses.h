@@ -9,6 +9,13 @@
 //   megablocks_z  = 0.001 * sum_l sum_t lse[l,t]^2 / (L*T*K)              (all rows)
 //   hf_total = ce + coef * aux,  olmoe_total = ce + megablocks_lb + megablocks_z
 // Sums run in double in a fixed order, so results are independent of the thread count.
+// Over several micro-batches (gradient accumulation, MPI ranks) lb and aux are products of batch
+// statistics, so the loss of the union is not the mean of the parts. lb_scope global
+// (train/step_grad.h) first sums the top-k counts, router-probability sums and row counts over
+// all micro-batches (subscript g); the counts carry no gradient, so for every row t of every
+// micro-batch d megablocks_lb / d p[l,t,e] = coef E / (L T_g K) * count_g[l,e] / T_g and, for
+// non-padding rows, d (coef aux) / d p[l,t,e] = coef E F_g[e] / R_g^2 (F_g: top-k slots of
+// non-padding rows, layers pooled; R_g: non-padding rows times L). model::LossNorm applies them.
 #pragma once
 
 #include <cstdint>

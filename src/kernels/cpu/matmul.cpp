@@ -49,56 +49,74 @@ const dnnl::matmul& primitive(Dt dt, int64_t M, int64_t N, int64_t K, int64_t ld
     return cache.emplace(key, dnnl::matmul(pd)).first->second;
 }
 
-// General f32 GEMM primitive, cached by shape, transposes and accumulation.
-using GemmKey = std::tuple<int64_t, int64_t, int64_t, bool, bool, bool>;
+// General f32 GEMM primitive, cached by shape, leading dimensions, transposes and accumulation.
+using GemmKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, bool>;
 
-const dnnl::matmul& gemm_primitive(int64_t M, int64_t N, int64_t K, bool ta, bool tb, bool acc) {
+memory::desc gemm_a(int64_t M, int64_t K, int64_t lda, bool ta) {
+    return memory::desc({M, K}, Dt::f32, ta ? memory::dims{1, lda} : memory::dims{lda, 1});
+}
+
+memory::desc gemm_b(int64_t K, int64_t N, int64_t ldb, bool tb) {
+    return memory::desc({K, N}, Dt::f32, tb ? memory::dims{1, ldb} : memory::dims{ldb, 1});
+}
+
+const dnnl::matmul& gemm_primitive(int64_t M,
+                                   int64_t N,
+                                   int64_t K,
+                                   int64_t lda,
+                                   int64_t ldb,
+                                   int64_t ldc,
+                                   bool ta,
+                                   bool tb,
+                                   bool acc) {
     static std::mutex mu;
     static std::map<GemmKey, dnnl::matmul> cache;
     std::lock_guard<std::mutex> lock(mu);
-    GemmKey key{M, N, K, ta, tb, acc};
+    GemmKey key{M, N, K, lda, ldb, ldc, ta, tb, acc};
     auto it = cache.find(key);
     if (it != cache.end()) return it->second;
-    memory::desc a({M, K}, Dt::f32, ta ? memory::dims{1, M} : memory::dims{K, 1});
-    memory::desc b({K, N}, Dt::f32, tb ? memory::dims{1, K} : memory::dims{N, 1});
-    memory::desc c({M, N}, Dt::f32, {N, 1});
+    memory::desc c({M, N}, Dt::f32, {ldc, 1});
     dnnl::primitive_attr attr;
     if (acc) {
         dnnl::post_ops po;
         po.append_sum(1.0f);
         attr.set_post_ops(po);
     }
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, memory::desc(), c), attr,
-                                    engine().eng);
+    dnnl::matmul::primitive_desc pd(
+        dnnl::matmul::desc(gemm_a(M, K, lda, ta), gemm_b(K, N, ldb, tb), memory::desc(), c), attr,
+        engine().eng);
     return cache.emplace(key, dnnl::matmul(pd)).first->second;
 }
 
-void gemm_f32(float* c,
-              const float* a,
-              const float* b,
-              int64_t M,
-              int64_t N,
-              int64_t K,
-              bool ta,
-              bool tb,
-              bool acc) {
+}  // namespace
+
+void gemm(float* c,
+          int64_t ldc,
+          const float* a,
+          int64_t lda,
+          bool ta,
+          const float* b,
+          int64_t ldb,
+          bool tb,
+          int64_t M,
+          int64_t N,
+          int64_t K,
+          bool acc) {
     if (M == 0 || N == 0) return;
     if (K == 0) {
-        if (!acc) std::fill(c, c + M * N, 0.0f);
+        if (!acc)
+            for (int64_t m = 0; m < M; ++m)
+                std::fill(c + m * ldc, c + m * ldc + N, 0.0f);
         return;
     }
     auto& e = engine();
-    const auto& mm = gemm_primitive(M, N, K, ta, tb, acc);
-    memory ma(memory::desc({M, K}, Dt::f32, ta ? memory::dims{1, M} : memory::dims{K, 1}), e.eng,
-              const_cast<float*>(a));
-    memory mb(memory::desc({K, N}, Dt::f32, tb ? memory::dims{1, K} : memory::dims{N, 1}), e.eng,
-              const_cast<float*>(b));
-    memory mc(memory::desc({M, N}, Dt::f32, {N, 1}), e.eng, c);
+    const auto& mm = gemm_primitive(M, N, K, lda, ldb, ldc, ta, tb, acc);
+    memory ma(gemm_a(M, K, lda, ta), e.eng, const_cast<float*>(a));
+    memory mb(gemm_b(K, N, ldb, tb), e.eng, const_cast<float*>(b));
+    memory mc(memory::desc({M, N}, Dt::f32, {ldc, 1}), e.eng, c);
     mm.execute(e.stream, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}});
     e.stream.wait();
 }
-
-}  // namespace
 
 void linear_backward(float* din,
                      float* dw,
@@ -109,8 +127,8 @@ void linear_backward(float* din,
                      int64_t M,
                      int64_t N,
                      int64_t K) {
-    if (din) gemm_f32(din, dout, w, M, K, N, false, false, false);  // [M,N]·[N,K]
-    if (dw) gemm_f32(dw, dout, in, N, K, M, true, false, true);     // [N,M]·[M,K], accumulated
+    if (din) gemm(din, K, dout, N, false, w, K, false, M, K, N, false);  // [M,N]·[N,K]
+    if (dw) gemm(dw, K, dout, N, true, in, K, false, N, K, M, true);  // [N,M]·[M,K], accumulated
     if (dbias) {
         parallel_for(N, 64, [&](int64_t b, int64_t e, int) {
             for (int64_t n = b; n < e; ++n) {

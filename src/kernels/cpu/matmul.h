@@ -57,4 +57,23 @@ void linear_backward(float* din,
                      int64_t N,
                      int64_t K);
 
+// General f32 GEMM on row-major matrices with leading dimensions (elements between rows):
+//   c[M, N] = op(a)[M, K] · op(b)[K, N]      (acc: c += ...)
+// op(a) is a[M, K] (lda >= K), or with ta the transpose of a stored [K, M] (lda >= M); likewise
+// op(b) is b[K, N] (ldb >= N), or with tb the transpose of b stored [N, K] (ldb >= K). The
+// attention kernels use it on one head's strided slice of q/k/v. Primitives are cached by
+// shape, leading dimensions, transposes and accumulation.
+void gemm(float* c,
+          int64_t ldc,
+          const float* a,
+          int64_t lda,
+          bool ta,
+          const float* b,
+          int64_t ldb,
+          bool tb,
+          int64_t M,
+          int64_t N,
+          int64_t K,
+          bool acc);
+
 }  // namespace polymoe::kernels

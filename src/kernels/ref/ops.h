@@ -107,6 +107,72 @@ void attention(T* out,
             }
 }
 
+// Gradients of `attention` (dq, dk, dv assigned), straight from the chain rule per query row:
+// dp_j = do · v_j, ds_j = p_j (dp_j - sum_l p_l dp_l) / sqrt(HD), dq = sum_j ds_j k_j,
+// dk_j += ds_j q, dv_j += p_j do.
+template <typename T>
+void attention_backward(T* dq,
+                        T* dk,
+                        T* dv,
+                        const T* dout,
+                        const T* q,
+                        const T* k,
+                        const T* v,
+                        const int32_t* mask,
+                        int64_t B,
+                        int64_t S,
+                        int64_t NH,
+                        int64_t KVH,
+                        int64_t HD) {
+    const int64_t group = NH / KVH, qw = NH * HD, kw = KVH * HD;
+    std::fill(dq, dq + B * S * qw, T(0));
+    std::fill(dk, dk + B * S * kw, T(0));
+    std::fill(dv, dv + B * S * kw, T(0));
+    std::vector<T> p(static_cast<size_t>(S)), dp(static_cast<size_t>(S));
+    for (int64_t b = 0; b < B; ++b)
+        for (int64_t h = 0; h < NH; ++h)
+            for (int64_t i = 0; i < S; ++i) {
+                const T* qi = q + (b * S + i) * qw + h * HD;
+                const T* doi = dout + (b * S + i) * qw + h * HD;
+                T mx = -INFINITY;
+                for (int64_t j = 0; j <= i; ++j) {
+                    p[j] = -INFINITY;
+                    if (mask && mask[b * S + j] == 0) continue;
+                    const T* kj = k + (b * S + j) * kw + (h / group) * HD;
+                    T d = 0;
+                    for (int64_t c = 0; c < HD; ++c)
+                        d += qi[c] * kj[c];
+                    p[j] = d / std::sqrt(T(HD));
+                    mx = std::max(mx, p[j]);
+                }
+                if (mx == -INFINITY) continue;
+                T sum = 0, pdp = 0;
+                for (int64_t j = 0; j <= i; ++j) {
+                    p[j] = p[j] == -INFINITY ? T(0) : std::exp(p[j] - mx);
+                    sum += p[j];
+                }
+                for (int64_t j = 0; j <= i; ++j) {
+                    p[j] /= sum;
+                    const T* vj = v + (b * S + j) * kw + (h / group) * HD;
+                    dp[j] = 0;
+                    for (int64_t c = 0; c < HD; ++c)
+                        dp[j] += doi[c] * vj[c];
+                    pdp += p[j] * dp[j];
+                }
+                for (int64_t j = 0; j <= i; ++j) {
+                    const T ds = p[j] * (dp[j] - pdp) / std::sqrt(T(HD));
+                    const T* kj = k + (b * S + j) * kw + (h / group) * HD;
+                    T* dkj = dk + (b * S + j) * kw + (h / group) * HD;
+                    T* dvj = dv + (b * S + j) * kw + (h / group) * HD;
+                    for (int64_t c = 0; c < HD; ++c) {
+                        dq[(b * S + i) * qw + h * HD + c] += ds * kj[c];
+                        dkj[c] += ds * qi[c];
+                        dvj[c] += p[j] * doi[c];
+                    }
+                }
+            }
+}
+
 // Softmax over E, top-K descending (lower id first on ties), weights renormalised when `renorm`.
 template <typename T>
 void router(T* probs,
