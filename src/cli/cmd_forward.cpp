@@ -15,6 +15,7 @@ namespace {
 struct ForwardOptions {
     std::string model, tokens, mask, out;
     std::string compute = "f32";
+    std::string weights = "f32";
     int threads = 0;
 };
 
@@ -50,17 +51,27 @@ std::function<void()> register_forward(CLI::App& app) {
         ->required();
     c->add_option("--attention-mask", o->mask, "same shape and format; 1 = token, 0 = padding");
     c->add_option("--out", o->out, "output .safetensors file")->required();
-    c->add_option("--compute", o->compute,
-                  "GEMM precision: f32 (exact f32 math) or bf16 (bf16 weights and inputs, f32 "
-                  "accumulation; faster, ~1e-2 relative error)")
-        ->check(CLI::IsMember({"f32", "bf16"}))
-        ->capture_default_str();
+    CLI::Option* compute =
+        c->add_option("--compute", o->compute,
+                      "GEMM precision: f32 (exact f32 math) or bf16 (bf16 weights and inputs, f32 "
+                      "accumulation; faster, ~1e-2 relative error)")
+            ->check(CLI::IsMember({"f32", "bf16"}))
+            ->capture_default_str();
+    add_weights_option(c, &o->weights);
     add_threads_option(c, &o->threads);
-    return [o] {
+    return [o, compute] {
         apply_threads(o->threads);
+        if (o->weights == "bf16-resident") {
+            // Resident weights are bf16: they compute in bf16 (an explicit f32 is a contradiction).
+            if (compute->count() > 0 && o->compute != "bf16")
+                throw UsageError(fmt::format(
+                    "[forward] --compute {}: expected bf16 with --weights bf16-resident (its GEMM "
+                    "weights exist only in bf16), found {}",
+                    o->compute, o->compute));
+            o->compute = "bf16";
+        }
         Timer timer;
-        model::OlmoeWeights w = model::load_checkpoint(o->model);
-        if (o->compute == "bf16") w.set_compute_bf16();
+        model::OlmoeWeights w = load_weights(o->model, o->weights, o->compute == "bf16");
         const auto& cfg = w.config;
         TokenMatrix ids = read_token_matrix(o->tokens, "--tokens", 0, cfg.vocab_size);
         TokenMatrix mask;
@@ -117,7 +128,8 @@ std::function<void()> register_forward(CLI::App& app) {
              {"tokens", o->tokens},
              {"attention_mask", o->mask},
              {"out", o->out},
-             {"compute", o->compute}},
+             {"compute", o->compute},
+             {"weights", o->weights}},
             {{"model_config", cfg.to_json()},
              {"shape", {{"B", ids.B}, {"S", ids.S}}},
              {"losses", loss_json},

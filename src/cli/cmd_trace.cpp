@@ -20,7 +20,7 @@ namespace fs = std::filesystem;
 namespace {
 
 struct TraceCliOptions {
-    std::string model, data, prepared, out, split = "heldout", label;
+    std::string model, data, prepared, out, split = "heldout", label, weights = "f32";
     std::vector<std::string> languages;
     std::vector<int> layers;
     int64_t max_tokens = 0, batch = 8, seq = 512;
@@ -126,6 +126,7 @@ std::function<void()> register_trace(CLI::App& app) {
         ->capture_default_str();
     c->add_flag("--logits", o->logits, "also record all E router logits per layer");
     c->add_flag("--bf16", o->bf16, "compute with bf16 weights (f32 accumulation)");
+    add_weights_option(c, &o->weights);
     c->add_option("--label", o->label, "label of this trace (default: the model directory name)");
     c->add_option("--out", o->out, "output .trace file (required)");
     add_threads_option(c, &o->threads);
@@ -144,8 +145,9 @@ std::function<void()> register_trace(CLI::App& app) {
                                 flag));
         const std::string dir = resolve_prepared_data(
             o->data, o->prepared.empty() ? o->out + ".prepared" : o->prepared);
-        model::OlmoeWeights w = model::load_checkpoint(o->model);
-        if (o->bf16) w.set_compute_bf16();
+        // bf16-resident weights compute in bf16: --bf16 is implied.
+        o->bf16 = o->bf16 || o->weights == "bf16-resident";
+        model::OlmoeWeights w = load_weights(o->model, o->weights, o->bf16);
         trace::CaptureOptions co;
         co.split = o->split;
         co.languages = o->languages;
@@ -173,6 +175,7 @@ std::function<void()> register_trace(CLI::App& app) {
                         {"seq", o->seq},
                         {"logits", o->logits},
                         {"bf16", o->bf16},
+                        {"weights", o->weights},
                         {"label", o->label}},
                        {{"model_config", w.config.to_json()},
                         {"tokens", r.tokens},

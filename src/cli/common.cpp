@@ -118,6 +118,25 @@ void apply_threads(int threads) {
     set_num_threads(threads);
 }
 
+void add_weights_option(CLI::App* app, std::string* weights) {
+    app->add_option("--weights", *weights,
+                    "weight storage: f32 (every weight widened to f32 in memory) or bf16-resident "
+                    "(GEMM weights only in bf16, memory-mapped from a bf16 checkpoint, bf16 "
+                    "compute; bit-identical to bf16 compute, about half the memory)")
+        ->check(CLI::IsMember({"f32", "bf16-resident"}))
+        ->capture_default_str();
+}
+
+model::OlmoeWeights load_weights(const std::string& dir,
+                                 const std::string& weights,
+                                 bool bf16_compute) {
+    if (weights == "bf16-resident")
+        return model::load_checkpoint(dir, model::WeightsMode::Bf16Resident);
+    model::OlmoeWeights w = model::load_checkpoint(dir);
+    if (bf16_compute) w.set_compute_bf16();
+    return w;
+}
+
 std::string resolve_prepared_data(const std::string& data, const std::string& prepare_into) {
     if (std::filesystem::is_directory(data)) {
         data::read_prepared_stats(data);  // a clear error if it is not a prepared directory

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "model/olmoe.h"
+#include "model/params.h"
 
 namespace polymoe::cli {
 
@@ -42,5 +43,14 @@ model::Objective parse_objective(const std::string& s);
 
 void add_threads_option(CLI::App* app, int* threads);
 void apply_threads(int threads);
+
+// Adds --weights f32|bf16-resident to a subcommand that runs inference. bf16-resident keeps the
+// GEMM weights only in bf16 (memory-mapped from a bf16 checkpoint) and computes in bf16: the
+// mode for checkpoints whose f32 copy does not fit in memory (model::WeightsMode).
+void add_weights_option(CLI::App* app, std::string* weights);
+// Loads `dir` as --weights asks; with f32 weights, `bf16_compute` adds the bf16 GEMM copy.
+model::OlmoeWeights load_weights(const std::string& dir,
+                                 const std::string& weights,
+                                 bool bf16_compute);
 
 }  // namespace polymoe::cli

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <filesystem>
 #include <system_error>
+#include <vector>
 
 #include "core/error.h"
 
@@ -90,8 +91,15 @@ void write_file_atomic(const std::string& path,
     try {
         Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
         if (fd.get() < 0) fail(component, "{}: cannot create: {}", tmp, errno_message(errno));
-        for (const Chunk& c : chunks)
-            write_all(fd.get(), c.data, c.size, tmp, component);
+        for (const Chunk& c : chunks) {
+            if (c.data != nullptr || !c.produce) {
+                write_all(fd.get(), c.data, c.size, tmp, component);
+                continue;
+            }
+            std::vector<unsigned char> buf(c.size);
+            c.produce(buf.data());
+            write_all(fd.get(), buf.data(), buf.size(), tmp, component);
+        }
         sync_and_close(fd, tmp, component);
         if (::rename(tmp.c_str(), path.c_str()) != 0)
             fail(component, "{}: cannot rename {} to it: {}", path, tmp, errno_message(errno));

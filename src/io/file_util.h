@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -31,9 +32,12 @@ std::string errno_message(int err);
 // Reads the whole file at `path`; throws polymoe::Error "[component] path: cannot open: ...".
 std::string read_file(const std::string& path, std::string_view component);
 
+// `size` bytes at `data`, or, when data is null and `produce` is set, bytes that produce() writes
+// into a buffer just before they are written (streaming writers hold one chunk at a time).
 struct Chunk {
     const void* data = nullptr;
     size_t size = 0;
+    std::function<void(void*)> produce = {};
 };
 
 // Writes the concatenated chunks to path + ".tmp", fsyncs it, renames it to `path` and fsyncs

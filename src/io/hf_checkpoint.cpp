@@ -267,7 +267,7 @@ void write_hf_checkpoint(const std::string& dir,
                      "a byte size below 2^63, found {}",
                      out, t.name, shape_str(t.shape));
         }
-        if (n > 0 && t.data == nullptr)
+        if (n > 0 && t.data == nullptr && !t.produce)
             fail(kComponent, "{}: tensor '{}': data: expected a pointer to {} bytes, found null",
                  out, t.name, n);
         if (__builtin_add_overflow(total, n, &total))

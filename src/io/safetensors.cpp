@@ -352,7 +352,7 @@ void write_safetensors(const std::string& path,
                  "{}: tensor '{}': shape: expected non-negative dimensions with a byte "
                  "size below 2^63, found {}",
                  path, t.name, shape_str(t.shape));
-        if (n > 0 && t.data == nullptr)
+        if (n > 0 && t.data == nullptr && !t.produce)
             fail(kComponent, "{}: tensor '{}': data: expected a pointer to {} bytes, found null",
                  path, t.name, n);
         if (__builtin_add_overflow(offset, n, &offset))
@@ -363,7 +363,7 @@ void write_safetensors(const std::string& path,
         header[t.name] = {{"dtype", dtype_name(t.dtype)},
                           {"shape", t.shape},
                           {"data_offsets", {offset - n, offset}}};
-        if (n > 0) data_chunks.push_back({t.data, static_cast<size_t>(n)});
+        if (n > 0) data_chunks.push_back({t.data, static_cast<size_t>(n), t.produce});
     }
 
     std::string text;

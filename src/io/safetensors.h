@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -63,6 +64,9 @@ struct TensorToWrite {
     DType dtype = DType::F32;
     std::vector<int64_t> shape;
     const void* data = nullptr;  // prod(shape) * dtype_size bytes
+    // When data is null: fills the prod(shape) * dtype_size bytes at its argument, called just
+    // before they are written, so a writer of generated tensors holds one tensor at a time.
+    std::function<void(void*)> produce = {};
 };
 
 // Writes tensors in the given order to `path` (via path + ".tmp", fsync, rename).

@@ -125,6 +125,28 @@ TEST_F(Cli, ForwardOfFixturesMatchesGolden) {
     }
 }
 
+// --weights bf16-resident (GEMM weights mapped from the bf16 shards) writes the same bytes as
+// --compute bf16; asking it for f32 compute is a usage error naming both flags.
+TEST_F(Cli, ForwardBf16ResidentEqualsBf16Compute) {
+    const fs::path fx = kFixtures / "micro_bf16_sharded";
+    const std::string base =
+        "forward --model " + fx.string() + " --tokens " + (fx / "tokens.npy").string();
+    ASSERT_EQ(run(base + " --compute bf16 --out " + p("a.safetensors")).code, 0);
+    Result r = run(base + " --weights bf16-resident --out " + p("b.safetensors"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    auto read = [](const std::string& path) {
+        std::ifstream in(path, std::ios::binary);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    EXPECT_EQ(read(p("a.safetensors")), read(p("b.safetensors")));
+    ASSERT_EQ(run(base + " --out " + p("c.safetensors")).code, 0);
+    EXPECT_NE(read(p("a.safetensors")), read(p("c.safetensors")));  // f32 compute differs
+    Result bad = run(base + " --weights bf16-resident --compute f32 --out " + p("d.safetensors"));
+    EXPECT_EQ(bad.code, 2);
+    EXPECT_NE(bad.out.find("--compute f32"), std::string::npos) << bad.out;
+    EXPECT_NE(bad.out.find("--weights bf16-resident"), std::string::npos) << bad.out;
+}
+
 TEST_F(Cli, InitTinyReproducesThePythonInitGolden) {
     // tools/polymoe_rng.py draws the same weights as `polymoe init --seed 7`; the golden was
     // computed by PyTorch from them, so this checks init, save, load and forward together.
