@@ -59,6 +59,43 @@ void rope(
         }
 }
 
+// Softmax probabilities p[0..i] of query row i of (batch row b, head h) over the causal keys
+// (0 for padded ones); false when no key is visible.
+template <typename T>
+bool attention_probs(T* p,
+                     const T* q,
+                     const T* k,
+                     const int32_t* mask,
+                     int64_t b,
+                     int64_t h,
+                     int64_t i,
+                     int64_t S,
+                     int64_t NH,
+                     int64_t KVH,
+                     int64_t HD) {
+    const T* qi = q + (b * S + i) * NH * HD + h * HD;
+    T mx = -INFINITY;
+    for (int64_t j = 0; j <= i; ++j) {
+        p[j] = -INFINITY;
+        if (mask && mask[b * S + j] == 0) continue;
+        const T* kj = k + (b * S + j) * KVH * HD + (h / (NH / KVH)) * HD;
+        T d = 0;
+        for (int64_t c = 0; c < HD; ++c)
+            d += qi[c] * kj[c];
+        p[j] = d / std::sqrt(T(HD));
+        mx = std::max(mx, p[j]);
+    }
+    if (mx == -INFINITY) return false;
+    T sum = 0;
+    for (int64_t j = 0; j <= i; ++j) {
+        p[j] = p[j] == -INFINITY ? T(0) : std::exp(p[j] - mx);
+        sum += p[j];
+    }
+    for (int64_t j = 0; j <= i; ++j)
+        p[j] /= sum;
+    return true;
+}
+
 // Causal GQA attention with optional padding mask [B, S]; rows with no visible key give zeros.
 template <typename T>
 void attention(T* out,
@@ -71,39 +108,18 @@ void attention(T* out,
                int64_t NH,
                int64_t KVH,
                int64_t HD) {
-    const int64_t group = NH / KVH;
+    const int64_t kw = KVH * HD, g = NH / KVH;
     std::vector<T> p(static_cast<size_t>(S));
     for (int64_t b = 0; b < B; ++b)
         for (int64_t h = 0; h < NH; ++h)
             for (int64_t i = 0; i < S; ++i) {
-                const T* qi = q + (b * S + i) * NH * HD + h * HD;
-                T mx = -INFINITY;
-                for (int64_t j = 0; j <= i; ++j) {
-                    if (mask && mask[b * S + j] == 0) {
-                        p[j] = -INFINITY;
-                        continue;
-                    }
-                    const T* kj = k + (b * S + j) * KVH * HD + (h / group) * HD;
-                    T d = 0;
-                    for (int64_t c = 0; c < HD; ++c)
-                        d += qi[c] * kj[c];
-                    p[j] = d / std::sqrt(T(HD));
-                    mx = std::max(mx, p[j]);
-                }
                 T* o = out + (b * S + i) * NH * HD + h * HD;
                 for (int64_t c = 0; c < HD; ++c)
                     o[c] = 0;
-                if (mx == -INFINITY) continue;
-                T sum = 0;
-                for (int64_t j = 0; j <= i; ++j) {
-                    p[j] = p[j] == -INFINITY ? T(0) : std::exp(p[j] - mx);
-                    sum += p[j];
-                }
-                for (int64_t j = 0; j <= i; ++j) {
-                    const T* vj = v + (b * S + j) * KVH * HD + (h / group) * HD;
+                if (!attention_probs(p.data(), q, k, mask, b, h, i, S, NH, KVH, HD)) continue;
+                for (int64_t j = 0; j <= i; ++j)
                     for (int64_t c = 0; c < HD; ++c)
-                        o[c] += p[j] / sum * vj[c];
-                }
+                        o[c] += p[j] * v[(b * S + j) * kw + (h / g) * HD + c];
             }
 }
 
@@ -132,27 +148,11 @@ void attention_backward(T* dq,
     for (int64_t b = 0; b < B; ++b)
         for (int64_t h = 0; h < NH; ++h)
             for (int64_t i = 0; i < S; ++i) {
+                if (!attention_probs(p.data(), q, k, mask, b, h, i, S, NH, KVH, HD)) continue;
                 const T* qi = q + (b * S + i) * qw + h * HD;
                 const T* doi = dout + (b * S + i) * qw + h * HD;
-                T mx = -INFINITY;
+                T pdp = 0;
                 for (int64_t j = 0; j <= i; ++j) {
-                    p[j] = -INFINITY;
-                    if (mask && mask[b * S + j] == 0) continue;
-                    const T* kj = k + (b * S + j) * kw + (h / group) * HD;
-                    T d = 0;
-                    for (int64_t c = 0; c < HD; ++c)
-                        d += qi[c] * kj[c];
-                    p[j] = d / std::sqrt(T(HD));
-                    mx = std::max(mx, p[j]);
-                }
-                if (mx == -INFINITY) continue;
-                T sum = 0, pdp = 0;
-                for (int64_t j = 0; j <= i; ++j) {
-                    p[j] = p[j] == -INFINITY ? T(0) : std::exp(p[j] - mx);
-                    sum += p[j];
-                }
-                for (int64_t j = 0; j <= i; ++j) {
-                    p[j] /= sum;
                     const T* vj = v + (b * S + j) * kw + (h / group) * HD;
                     dp[j] = 0;
                     for (int64_t c = 0; c < HD; ++c)
