@@ -16,7 +16,6 @@ steps=${2:-5}
 threads=${3:-2}
 real=${4:-}
 out=bench/results/$(hostname -s).jsonl
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
 # run_pair <polymoe bench args...> -- <torch_train.py args...>
 run_pair() {
