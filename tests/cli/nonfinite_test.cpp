@@ -19,6 +19,7 @@
 
 #include "io/safetensors.h"
 #include "model/params.h"
+#include "run_polymoe.h"
 
 namespace polymoe::testing {
 namespace {
@@ -26,37 +27,9 @@ namespace {
 namespace fs = std::filesystem;
 const fs::path kFixture = fs::path(POLYMOE_SOURCE_DIR) / "tests" / "fixtures" / "micro";
 
-struct Outcome {
-    int code = -1;  // exit code, or -1 when killed by a signal
-    std::string out;
-};
-
 // Runs polymoe with `args` and POLYMOE_FAULT_INJECT=`fault` (unset if empty).
 Outcome run(const std::vector<std::string>& args, const std::string& fault, const fs::path& log) {
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-        const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-        if (fault.empty())
-            ::unsetenv("POLYMOE_FAULT_INJECT");
-        else
-            ::setenv("POLYMOE_FAULT_INJECT", fault.c_str(), 1);
-        ::setenv("POLYMOE_PROGRESS", "0", 1);
-        std::vector<char*> argv{const_cast<char*>(POLYMOE_BIN)};
-        for (const auto& a : args)
-            argv.push_back(const_cast<char*>(a.c_str()));
-        argv.push_back(nullptr);
-        ::execv(POLYMOE_BIN, argv.data());
-        ::_exit(127);
-    }
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    Outcome o;
-    o.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    std::ifstream in(log);
-    o.out.assign(std::istreambuf_iterator<char>(in), {});
-    return o;
+    return run_polymoe(args, log, fault);
 }
 
 std::vector<std::string> train_args(const fs::path& model, const fs::path& out) {

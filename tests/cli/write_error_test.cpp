@@ -28,6 +28,7 @@
 #include "io/hf_checkpoint.h"
 #include "io/safetensors.h"
 #include "model/params.h"
+#include "run_polymoe.h"
 #include "trace/trace_file.h"
 
 namespace polymoe::testing {
@@ -48,35 +49,11 @@ void limit_file_size(rlim_t bytes) {
     ::setrlimit(RLIMIT_FSIZE, &rl);
 }
 
-struct Outcome {
-    int code = -1;  // exit code, or -1 when killed by a signal
-    std::string out;
-};
-
-// Runs polymoe with `args`, stdout+stderr to `log`, with a file size limit if `fsize` > 0.
+// Runs polymoe with `args`, output to `log`; with fsize > 0 under RLIMIT_FSIZE = fsize bytes.
 Outcome run(const std::vector<std::string>& args, const fs::path& log, rlim_t fsize = 0) {
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-        const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-        if (fsize > 0) limit_file_size(fsize);
-        ::setenv("POLYMOE_PROGRESS", "0", 1);
-        ::unsetenv("POLYMOE_FAULT_INJECT");
-        std::vector<char*> argv{const_cast<char*>(POLYMOE_BIN)};
-        for (const auto& a : args)
-            argv.push_back(const_cast<char*>(a.c_str()));
-        argv.push_back(nullptr);
-        ::execv(POLYMOE_BIN, argv.data());
-        ::_exit(127);
-    }
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    Outcome o;
-    o.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    std::ifstream in(log);
-    o.out.assign(std::istreambuf_iterator<char>(in), {});
-    return o;
+    std::function<void()> limit;
+    if (fsize > 0) limit = [fsize] { limit_file_size(fsize); };
+    return run_polymoe(args, log, "", limit);
 }
 
 // Runs `fn` in a child under a file size limit; returns the polymoe::Error message it threw,
