@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 
@@ -94,14 +96,15 @@ double gemm_peak_gflops(int64_t M, int64_t N, int64_t K, bool bf16) {
     return 2.0 * double(M) * double(N) * double(K) / stats(t).median / 1e9;
 }
 
-// The f32 GEMM reference for training MFU: the best of the shapes a training step is made of
-// (expert rows, the lm head in its chunks of at most 1024 rows) and a large square GEMM.
-double train_gemm_peak_gflops(const model::OlmoeConfig& c, int64_t T) {
+// The GEMM reference for training MFU, in the compute precision: the best of the shapes a
+// training step is made of (expert rows, the lm head in its chunks of at most 1024 rows) and a
+// large square GEMM.
+double train_gemm_peak_gflops(const model::OlmoeConfig& c, int64_t T, bool bf16) {
     const int64_t H = c.hidden_size;
     const int64_t expert_rows = std::max<int64_t>(1, T * c.num_experts_per_tok / c.num_experts);
-    return std::max({gemm_peak_gflops(expert_rows, c.intermediate_size, H, false),
-                     gemm_peak_gflops(std::min<int64_t>(T, 1024), c.vocab_size, H, false),
-                     gemm_peak_gflops(1024, 1024, 1024, false)});
+    return std::max({gemm_peak_gflops(expert_rows, c.intermediate_size, H, bf16),
+                     gemm_peak_gflops(std::min<int64_t>(T, 1024), c.vocab_size, H, bf16),
+                     gemm_peak_gflops(1024, 1024, 1024, bf16)});
 }
 
 }  // namespace
@@ -151,10 +154,6 @@ std::function<void()> register_bench(CLI::App& app) {
             for (float& x : w.slab)
                 x = bf16_to_f32(f32_to_bf16(x));
         const bool train = o->what == "train";
-        if (train && o->compute == "bf16")
-            throw UsageError(
-                "[bench] --compute bf16: training keeps f32 master weights and f32 "
-                "GEMMs; expected --compute f32 with bench train");
         if (o->compute == "bf16") w.set_compute_bf16();
         const int64_t B = o->batch, S = o->seq, T = B * S;
         std::vector<int32_t> ids(T);
@@ -184,7 +183,7 @@ std::function<void()> register_bench(CLI::App& app) {
         const Stats st = stats(times);
         // Training: forward + backward = 3x the forward's model FLOPs (recomputation not counted).
         const double flops = forward_flops(cfg, B, S) * (train ? 3.0 : 1.0);
-        const double peak = train ? train_gemm_peak_gflops(cfg, T)
+        const double peak = train ? train_gemm_peak_gflops(cfg, T, o->compute == "bf16")
                                   : gemm_peak_gflops(T, cfg.intermediate_size, cfg.hidden_size,
                                                      o->compute == "bf16");
         const double gflops = flops / st.median / 1e9;
@@ -225,9 +224,14 @@ std::function<void()> register_bench(CLI::App& app) {
         const std::string line = j.dump();
         fmt::print("{}\n", line);
         if (!o->out.empty()) {
+            // Appended (results of several runs accumulate), so not atomic: a failed or short
+            // write is still an error naming the file.
             std::ofstream f(o->out, std::ios::app);
-            if (!f) fail("bench", "cannot append to {}", o->out);
-            f << line << "\n";
+            if (!f)
+                fail("bench", "--out {}: cannot open for appending: {}", o->out,
+                     std::strerror(errno));
+            f << line << "\n" << std::flush;
+            if (!f) fail("bench", "--out {}: write failed: {}", o->out, std::strerror(errno));
         }
     };
 }

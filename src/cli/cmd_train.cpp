@@ -49,7 +49,7 @@ struct TrainOptions {
     std::vector<std::string> stages, replay_stages, no_decay;
     int64_t steps = 1, warmup = 0, save_every = 0, keep = 0, batch = 0, seq = 0;
     int64_t eval_interval = 0, eval_tokens = 2048, grad_accum = 1;
-    std::string lb_scope = "micro";
+    std::string lb_scope = "micro", compute = "f32";
     uint64_t seed = 0;
     double lr = 4e-4, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1, grad_clip = 1.0;
     double replay = 0.0, temperature = 3.0, max_epochs = 0.0;
@@ -204,6 +204,13 @@ std::function<void()> register_train(CLI::App& app) {
                   "held-out tokens scored per language at each evaluation")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
+    c->add_option("--compute", o->compute,
+                  "GEMM precision: f32, or bf16 (mixed precision: forward and backward GEMMs on a "
+                  "bf16 copy of the f32 master weights and bf16-rounded activations/gradients, f32 "
+                  "accumulation; AdamW updates the f32 master, whose bf16 copy is re-rounded after "
+                  "each step)")
+        ->check(CLI::IsMember({"f32", "bf16"}))
+        ->capture_default_str();
     c->add_flag("--recompute", o->recompute,
                 "recompute each layer's activations in backward instead of keeping them "
                 "(memory of one layer instead of all, for one extra forward of the layers)");
@@ -243,6 +250,7 @@ void run_train(TrainOptions& opt, CLI::App* c, const dist::Comm& comm) {
         int64_t resume_step = 0;
         if (!o->resume.empty()) resume_step = train::checkpoint_step(o->resume);
         model::OlmoeWeights w = model::load_checkpoint(o->resume.empty() ? o->model : o->resume);
+        if (o->compute == "bf16") w.set_compute_bf16();
         // This rank's micro-batch slots: global slot m = rank * accum + k.
         std::vector<std::unique_ptr<train::BatchSource>> owned;
         nlohmann::json data_info;
@@ -426,6 +434,7 @@ void run_train(TrainOptions& opt, CLI::App* c, const dist::Comm& comm) {
                             {"eval_interval", o->eval_interval},
                             {"eval_tokens", o->eval_tokens},
                             {"recompute", o->recompute},
+                            {"compute", o->compute},
                             {"grad_accum", o->grad_accum},
                             {"lb_scope", o->lb_scope},
                             {"log", log_path}},

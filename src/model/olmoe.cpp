@@ -449,7 +449,6 @@ void backward(float* grad,
     const int64_t L = c.num_hidden_layers;
     const auto eps = static_cast<float>(c.rms_norm_eps);
     POLYMOE_CHECK(a.train && a.B == B && a.S == S, "backward needs a training forward");
-    POLYMOE_CHECK(!w.compute_bf16(), "training needs f32 weights");
     const ParamTable& tab = w.table;
     POLYMOE_CHECK(layout.offset.size() == tab.params().size(), "gradient layout size");
     // Gradient of one parameter, or null when it is frozen (or absent, as biases may be).
@@ -457,10 +456,6 @@ void backward(float* grad,
         const int64_t i = tab.index(kind, l, e);
         if (i < 0 || layout.frozen(static_cast<size_t>(i))) return nullptr;
         return grad + layout.offset[static_cast<size_t>(i)];
-    };
-    auto Wf = [&](ParamKind kind, int l = -1) -> const float* {
-        const int64_t off = tab.offset(kind, l);
-        return off < 0 ? nullptr : w.slab.data() + off;
     };
     // Backward visits the forward's stages in reverse. A stage's position in forward order: the
     // embedding -1; in layer l, 8l + {0 input norm, 1 q/k/v projections, 2 q/k norms, 3 o_proj,
@@ -525,7 +520,6 @@ void backward(float* grad,
     const double scale = ce_norm > 0 ? 1.0 / double(ce_norm) : 0.0;
     const bool tied = c.tie_word_embeddings;
     float* dlm = G(tied ? ParamKind::Embedding : ParamKind::LmHead);
-    const float* lm = Wf(tied ? ParamKind::Embedding : ParamKind::LmHead);
     const bool dhead = below(8 * L + 1);
     for (int64_t r0 = 0; r0 < T; r0 += a.head_rows) {
         const int64_t n = std::min(a.head_rows, T - r0);
@@ -535,7 +529,7 @@ void backward(float* grad,
                                nullptr);
         if (dlm || dhead)
             k::linear_backward(dhead ? dh.data() + r0 * H : nullptr, dlm, nullptr, z, hf + r0 * H,
-                               lm, n, V, H);
+                               w.lm_head(), n, V, H);
     }
     // The mean in row order, as cross_entropy_forward sums it.
     double ce_sum = 0;
@@ -564,6 +558,7 @@ void backward(float* grad,
             layer_forward(a, w, l, mask, &a.recomputed, nullptr, nullptr, nullptr);
         }
         LayerSaved& sv = a.recompute ? a.recomputed : a.saved[l];
+        const LayerWeights lw = w.layer(l);  // GEMM weights f32, or bf16 in bf16-compute mode
         // MoE block: x_out = x_mid + moe(h2); dx holds d x_out.
         for (int e = 0; e < E; ++e) {
             dgate[e] = G(ParamKind::ExpertGate, l, e);
@@ -571,25 +566,22 @@ void backward(float* grad,
             ddown[e] = G(ParamKind::ExpertDown, l, e);
         }
         k::moe_backward(below(p0 + 5) ? dh2.data() : nullptr, dtw.data(), dgate.data(), dup.data(),
-                        ddown.data(), sv.moe, dx.data(), sv.topk_weight.data(),
-                        Wf(ParamKind::ExpertGate, l), Wf(ParamKind::ExpertUp, l),
-                        Wf(ParamKind::ExpertDown, l), T, H, I, E, K);
+                        ddown.data(), sv.moe, dx.data(), sv.topk_weight.data(), lw.exp_gate,
+                        lw.exp_up, lw.exp_down, T, H, I, E, K);
         if (!below(p0 + 6)) return;
         k::router_backward(drl.data(), dtw.data(), dprobs[l].data(), dlse[l].data(),
                            sv.probs.data(), sv.topk_idx.data(), T, E, K, c.norm_topk_prob);
         k::linear_backward(below(p0 + 5) ? tmp.data() : nullptr, G(ParamKind::RouterGate, l),
-                           nullptr, drl.data(), sv.h2.data(), Wf(ParamKind::RouterGate, l), T, E,
-                           H);
+                           nullptr, drl.data(), sv.h2.data(), lw.router, T, E, H);
         if (!below(p0 + 5)) return;
         add_to(dh2.data(), tmp);
         k::rmsnorm_backward(tmp.data(), G(ParamKind::PostNorm, l), dh2.data(), sv.x_mid.data(),
-                            Wf(ParamKind::PostNorm, l), sv.rstd2.data(), T, H);
+                            lw.post_norm, sv.rstd2.data(), T, H);
         if (!below(p0 + 4)) return;
         add_to(dx.data(), tmp);  // dx = d x_mid
         // Attention block: x_mid = x_in + o_proj(att).
         k::linear_backward(below(p0 + 3) ? datt.data() : nullptr, G(ParamKind::OProj, l),
-                           G(ParamKind::OBias, l), dx.data(), sv.att.data(),
-                           Wf(ParamKind::OProj, l), T, H, QW);
+                           G(ParamKind::OBias, l), dx.data(), sv.att.data(), lw.o_proj, T, H, QW);
         if (!below(p0 + 3)) return;
         k::attention_backward(dq.data(), dk.data(), dv.data(), datt.data(), sv.q.data(),
                               sv.k.data(), sv.v.data(), mask, B, S, NH, KVH, HD);
@@ -602,31 +594,27 @@ void backward(float* grad,
             clip_mask(dv.data(), sv.v_lin, cq);
         }
         // q/k norms (full width), in place: dq, dk become gradients of the projections.
-        k::rmsnorm_backward(g.data(), G(ParamKind::QNorm, l), dq.data(), sv.q_lin.data(),
-                            Wf(ParamKind::QNorm, l), sv.q_rstd.data(), T, QW);
+        k::rmsnorm_backward(g.data(), G(ParamKind::QNorm, l), dq.data(), sv.q_lin.data(), lw.q_norm,
+                            sv.q_rstd.data(), T, QW);
         std::copy(g.begin(), g.begin() + T * QW, dq.begin());
-        k::rmsnorm_backward(g.data(), G(ParamKind::KNorm, l), dk.data(), sv.k_lin.data(),
-                            Wf(ParamKind::KNorm, l), sv.k_rstd.data(), T, KW);
+        k::rmsnorm_backward(g.data(), G(ParamKind::KNorm, l), dk.data(), sv.k_lin.data(), lw.k_norm,
+                            sv.k_rstd.data(), T, KW);
         std::copy(g.begin(), g.begin() + T * KW, dk.begin());
         if (!below(p0 + 2)) return;
         // Recompute the normed layer input h = rms(x_in) * w_in for the projection gradients.
-        k::rmsnorm_forward(h.data(), nullptr, sv.x_in.data(), Wf(ParamKind::InputNorm, l), T, H,
-                           eps);
+        k::rmsnorm_forward(h.data(), nullptr, sv.x_in.data(), lw.input_norm, T, H, eps);
         const bool din = below(p0 + 1);
         k::linear_backward(din ? dh.data() : nullptr, G(ParamKind::QProj, l),
-                           G(ParamKind::QBias, l), dq.data(), h.data(), Wf(ParamKind::QProj, l), T,
-                           QW, H);
+                           G(ParamKind::QBias, l), dq.data(), h.data(), lw.q_proj, T, QW, H);
         k::linear_backward(din ? tmp.data() : nullptr, G(ParamKind::KProj, l),
-                           G(ParamKind::KBias, l), dk.data(), h.data(), Wf(ParamKind::KProj, l), T,
-                           KW, H);
+                           G(ParamKind::KBias, l), dk.data(), h.data(), lw.k_proj, T, KW, H);
         if (din) add_to(dh.data(), tmp);
         k::linear_backward(din ? tmp.data() : nullptr, G(ParamKind::VProj, l),
-                           G(ParamKind::VBias, l), dv.data(), h.data(), Wf(ParamKind::VProj, l), T,
-                           KW, H);
+                           G(ParamKind::VBias, l), dv.data(), h.data(), lw.v_proj, T, KW, H);
         if (!din) return;
         add_to(dh.data(), tmp);
         k::rmsnorm_backward(tmp.data(), G(ParamKind::InputNorm, l), dh.data(), sv.x_in.data(),
-                            Wf(ParamKind::InputNorm, l), sv.rstd1.data(), T, H);
+                            lw.input_norm, sv.rstd1.data(), T, H);
         add_to(dx.data(), tmp);  // dx = d x_in
     }
     if (G(ParamKind::Embedding))

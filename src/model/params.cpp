@@ -116,8 +116,17 @@ OlmoeWeights::OlmoeWeights(const OlmoeConfig& c, bool allocate_slab)
 void OlmoeWeights::set_compute_bf16() {
     POLYMOE_CHECK(!resident, "bf16-resident weights already compute in bf16");
     slab_bf16.resize(slab.size());
-    parallel_for(static_cast<int64_t>(slab.size()), 1 << 16, [&](int64_t b, int64_t e, int) {
-        convert_from_f32(slab_bf16.data() + b, DType::BF16, slab.data() + b, e - b);
+    refresh_bf16(0, static_cast<int64_t>(slab.size()));
+}
+
+void OlmoeWeights::refresh_bf16(int64_t offset, int64_t n) {
+    if (slab_bf16.empty()) return;
+    POLYMOE_CHECK(offset >= 0 && n >= 0 && offset + n <= static_cast<int64_t>(slab.size()),
+                  "refresh_bf16: [{}, {}) outside the slab of {}", offset, offset + n, slab.size());
+    bf16_t* dst = slab_bf16.data() + offset;
+    const float* src = slab.data() + offset;
+    parallel_for(n, 1 << 16, [=](int64_t b, int64_t e, int) {
+        convert_from_f32(dst + b, DType::BF16, src + b, e - b);
     });
 }
 

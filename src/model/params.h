@@ -144,6 +144,9 @@ struct OlmoeWeights {
     // Switches the GEMMs to bf16 weights and bf16-rounded inputs (f32 accumulation), from a bf16
     // copy of the slab (exact when the checkpoint was bf16).
     void set_compute_bf16();
+    // Re-rounds slab[offset, offset + n) into the bf16 copy (after an optimizer step updated the
+    // f32 master weights there); a no-op unless compute_bf16() with a slab.
+    void refresh_bf16(int64_t offset, int64_t n);
     bool compute_bf16() const { return !slab_bf16.empty() || resident != nullptr; }
     bool bf16_resident() const { return resident != nullptr; }
     LayerWeights layer(int l) const;

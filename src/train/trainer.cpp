@@ -402,6 +402,10 @@ std::vector<StepLog> train(model::OlmoeWeights& w,
                  t, log.grad_norm, log.loss, first_non_finite(grad, w.table, tr.layout.offset),
                  cfg.out.empty() ? "(none)" : cfg.out);
         opt.step(w.slab, grad, log.lr, cfg.decay, tr.segments);
+        // bf16 compute: the GEMMs read a bf16 copy of the f32 master weights; re-round what the
+        // step changed (the trainable segments) so the next forward sees the updated weights.
+        for (const auto& sg : tr.segments)
+            w.refresh_bf16(sg.slab, sg.numel);
         log.tokens = st.tokens;
         log.seconds = timer.seconds();
         log.rss_mib = current_rss_mib();  // first: the peak read after it is >= it

@@ -3,6 +3,7 @@
 // variant fails (negative controls in the same test). Inputs come from the counter RNG.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -308,6 +309,49 @@ TEST(LinearBackward, MatchesFiniteDifferencesAndAccumulates) {
     for (auto& g : gw)
         g *= 2;
     EXPECT_LT(rel_err(dw, gw), kTolGrad);
+}
+
+// bf16 compute: din = bf16(dout) · W_bf16 and dw += bf16(dout)^T · bf16(in), f32 accumulation.
+// The reference is the double product of the same bf16-rounded operands, so the only error left
+// is f32 accumulation (tolerance kTol). Negative control: a reference that does not round dout
+// differs by bf16's 2^-9 relative rounding and fails the same tolerance.
+TEST(LinearBackward, Bf16WeightsMatchRoundedDoubleReference) {
+    for (auto [M, N, K] : {std::array<int64_t, 3>{1, 5, 3}, {33, 17, 65}, {130, 64, 48}}) {
+        auto x = randn(M * K, 40), w = randn(N * K, 41), dy = randn(M * N, 42);
+        std::vector<bf16_t> wb(w.size());
+        convert_from_f32(wb.data(), DType::BF16, w.data(), N * K);
+        auto round = [](const std::vector<float>& v) {
+            std::vector<double> r(v.size());
+            for (size_t i = 0; i < v.size(); ++i)
+                r[i] = bf16_to_f32(f32_to_bf16(v[i]));
+            return r;
+        };
+        auto xr = round(x), wr = round(w), dyr = round(dy);
+        std::vector<float> dx(M * K), dw(N * K, 0.0f);
+        linear_backward(dx.data(), dw.data(), nullptr, dy.data(), x.data(), Weight(wb.data()), M, N,
+                        K);
+        // Double references: dx = dy · w, dw = dy^T · x.
+        auto dx_ref = [&](const std::vector<double>& d) {
+            std::vector<double> r(M * K, 0.0);
+            for (int64_t m = 0; m < M; ++m)
+                for (int64_t n = 0; n < N; ++n)
+                    for (int64_t k = 0; k < K; ++k)
+                        r[m * K + k] += d[m * N + n] * wr[n * K + k];
+            return r;
+        };
+        std::vector<double> dw_ref(N * K, 0.0);
+        for (int64_t n = 0; n < N; ++n)
+            for (int64_t m = 0; m < M; ++m)
+                for (int64_t k = 0; k < K; ++k)
+                    dw_ref[n * K + k] += dyr[m * N + n] * xr[m * K + k];
+        EXPECT_LT(rel_err(dx, dx_ref(dyr)), kTol) << M << "x" << N << "x" << K;
+        EXPECT_LT(rel_err(dw, dw_ref), kTol) << M << "x" << N << "x" << K;
+        EXPECT_GT(rel_err(dx, dx_ref(to_double(dy))), 1e-4) << "negative control";
+        // The f32 path on the same (unrounded) operands is not the bf16 result either.
+        std::vector<float> dw32(N * K, 0.0f);
+        linear_backward(nullptr, dw32.data(), nullptr, dy.data(), x.data(), w.data(), M, N, K);
+        EXPECT_GT(rel_err(dw32, dw_ref), 1e-4) << "negative control";
+    }
 }
 
 TEST(RmsNormBackward, MatchesFiniteDifferences) {

@@ -49,18 +49,21 @@ const dnnl::matmul& primitive(Dt dt, int64_t M, int64_t N, int64_t K, int64_t ld
     return cache.emplace(key, dnnl::matmul(pd)).first->second;
 }
 
-// General f32 GEMM primitive, cached by shape, leading dimensions, transposes and accumulation.
-using GemmKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, bool>;
+// General GEMM primitive (f32 x f32 or bf16 x bf16, f32 out), cached by operand dtype, shape,
+// leading dimensions, transposes and accumulation.
+using GemmKey =
+    std::tuple<Dt, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, bool>;
 
-memory::desc gemm_a(int64_t M, int64_t K, int64_t lda, bool ta) {
-    return memory::desc({M, K}, Dt::f32, ta ? memory::dims{1, lda} : memory::dims{lda, 1});
+memory::desc gemm_a(Dt dt, int64_t M, int64_t K, int64_t lda, bool ta) {
+    return memory::desc({M, K}, dt, ta ? memory::dims{1, lda} : memory::dims{lda, 1});
 }
 
-memory::desc gemm_b(int64_t K, int64_t N, int64_t ldb, bool tb) {
-    return memory::desc({K, N}, Dt::f32, tb ? memory::dims{1, ldb} : memory::dims{ldb, 1});
+memory::desc gemm_b(Dt dt, int64_t K, int64_t N, int64_t ldb, bool tb) {
+    return memory::desc({K, N}, dt, tb ? memory::dims{1, ldb} : memory::dims{ldb, 1});
 }
 
-const dnnl::matmul& gemm_primitive(int64_t M,
+const dnnl::matmul& gemm_primitive(Dt dt,
+                                   int64_t M,
                                    int64_t N,
                                    int64_t K,
                                    int64_t lda,
@@ -72,7 +75,7 @@ const dnnl::matmul& gemm_primitive(int64_t M,
     static std::mutex mu;
     static std::map<GemmKey, dnnl::matmul> cache;
     std::lock_guard<std::mutex> lock(mu);
-    GemmKey key{M, N, K, lda, ldb, ldc, ta, tb, acc};
+    GemmKey key{dt, M, N, K, lda, ldb, ldc, ta, tb, acc};
     auto it = cache.find(key);
     if (it != cache.end()) return it->second;
     memory::desc c({M, N}, Dt::f32, {ldc, 1});
@@ -83,9 +86,59 @@ const dnnl::matmul& gemm_primitive(int64_t M,
         attr.set_post_ops(po);
     }
     dnnl::matmul::primitive_desc pd(
-        dnnl::matmul::desc(gemm_a(M, K, lda, ta), gemm_b(K, N, ldb, tb), memory::desc(), c), attr,
-        engine().eng);
+        dnnl::matmul::desc(gemm_a(dt, M, K, lda, ta), gemm_b(dt, K, N, ldb, tb), memory::desc(), c),
+        attr, engine().eng);
     return cache.emplace(key, dnnl::matmul(pd)).first->second;
+}
+
+// c = op(a) · op(b) (acc: +=) with a, b of dtype dt (see gemm in matmul.h).
+void gemm_any(Dt dt,
+              float* c,
+              int64_t ldc,
+              const void* a,
+              int64_t lda,
+              bool ta,
+              const void* b,
+              int64_t ldb,
+              bool tb,
+              int64_t M,
+              int64_t N,
+              int64_t K,
+              bool acc) {
+    if (M == 0 || N == 0) return;
+    if (K == 0) {
+        if (!acc)
+            for (int64_t m = 0; m < M; ++m)
+                std::fill(c + m * ldc, c + m * ldc + N, 0.0f);
+        return;
+    }
+    auto& e = engine();
+    const auto& mm = gemm_primitive(dt, M, N, K, lda, ldb, ldc, ta, tb, acc);
+    memory ma(gemm_a(dt, M, K, lda, ta), e.eng, const_cast<void*>(a));
+    memory mb(gemm_b(dt, K, N, ldb, tb), e.eng, const_cast<void*>(b));
+    memory mc(memory::desc({M, N}, Dt::f32, {ldc, 1}), e.eng, c);
+    mm.execute(e.stream, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}});
+    e.stream.wait();
+}
+
+// dst[r, c] = bf16(src[r, c]) for a [rows, cols] block (RNE, as convert_from_f32).
+void round_rows(bf16_t* dst, const float* src, int64_t rows, int64_t cols) {
+    parallel_for(rows, 4, [=](int64_t b, int64_t e, int) {
+        for (int64_t r = b; r < e; ++r)
+            convert_from_f32(dst + r * cols, DType::BF16, src + r * cols, cols);
+    });
+}
+
+// dst[c, r] = bf16(src[r, c]): the transpose of a [rows, cols] block, rounded, in 32x32 tiles.
+void round_transpose(bf16_t* dst, const float* src, int64_t rows, int64_t cols) {
+    constexpr int64_t kTile = 32;
+    parallel_for((cols + kTile - 1) / kTile, 1, [=](int64_t b, int64_t e, int) {
+        for (int64_t c0 = b * kTile; c0 < std::min(cols, e * kTile); c0 += kTile)
+            for (int64_t r0 = 0; r0 < rows; r0 += kTile)
+                for (int64_t c = c0; c < std::min(cols, c0 + kTile); ++c)
+                    for (int64_t r = r0; r < std::min(rows, r0 + kTile); ++r)
+                        dst[c * rows + r] = f32_to_bf16(src[r * cols + c]);
+    });
 }
 
 }  // namespace
@@ -102,20 +155,7 @@ void gemm(float* c,
           int64_t N,
           int64_t K,
           bool acc) {
-    if (M == 0 || N == 0) return;
-    if (K == 0) {
-        if (!acc)
-            for (int64_t m = 0; m < M; ++m)
-                std::fill(c + m * ldc, c + m * ldc + N, 0.0f);
-        return;
-    }
-    auto& e = engine();
-    const auto& mm = gemm_primitive(M, N, K, lda, ldb, ldc, ta, tb, acc);
-    memory ma(gemm_a(M, K, lda, ta), e.eng, const_cast<float*>(a));
-    memory mb(gemm_b(K, N, ldb, tb), e.eng, const_cast<float*>(b));
-    memory mc(memory::desc({M, N}, Dt::f32, {ldc, 1}), e.eng, c);
-    mm.execute(e.stream, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}});
-    e.stream.wait();
+    gemm_any(Dt::f32, c, ldc, a, lda, ta, b, ldb, tb, M, N, K, acc);
 }
 
 void linear_backward(float* din,
@@ -123,12 +163,32 @@ void linear_backward(float* din,
                      float* dbias,
                      const float* dout,
                      const float* in,
-                     const float* w,
+                     Weight w,
                      int64_t M,
                      int64_t N,
                      int64_t K) {
-    if (din) gemm(din, K, dout, N, false, w, K, false, M, K, N, false);  // [M,N]·[N,K]
-    if (dw) gemm(dw, K, dout, N, true, in, K, false, N, K, M, true);  // [N,M]·[M,K], accumulated
+    if (w.bf16 && M > 0 && (din || dw)) {
+        // bf16 compute: both GEMMs on bf16-rounded operands, f32 accumulation. The rounded
+        // copies live in thread_local buffers, taken here before parallel_for forks.
+        static thread_local std::vector<bf16_t> dout_b, in_b;
+        if (din) {
+            dout_b.resize(static_cast<size_t>(M * N));
+            round_rows(dout_b.data(), dout, M, N);
+            gemm_any(Dt::bf16, din, K, dout_b.data(), N, false, w.bf16, K, false, M, K, N, false);
+        }
+        if (dw) {
+            dout_b.resize(static_cast<size_t>(M * N));
+            in_b.resize(static_cast<size_t>(M * K));
+            round_transpose(dout_b.data(), dout, M, N);  // [N, M]
+            round_rows(in_b.data(), in, M, K);
+            gemm_any(Dt::bf16, dw, K, dout_b.data(), M, false, in_b.data(), K, false, N, K, M,
+                     true);
+        }
+    } else {
+        POLYMOE_CHECK(!din || !w.empty(), "linear_backward: din requested without a weight");
+        if (din) gemm(din, K, dout, N, false, w.f32, K, false, M, K, N, false);  // [M,N]·[N,K]
+        if (dw) gemm(dw, K, dout, N, true, in, K, false, N, K, M, true);  // [N,M]·[M,K], acc
+    }
     if (dbias) {
         parallel_for(N, 64, [&](int64_t b, int64_t e, int) {
             for (int64_t n = b; n < e; ++n) {

@@ -45,14 +45,17 @@ void linear_forward(float* out,
                     int64_t K,
                     int64_t ldin = -1);
 
-// Gradients of linear_forward for f32 weights (training keeps f32 master weights); any of
-// din, dw, dbias may be null to skip it. dout: [M, N]; in: [M, K]; w: [N, K].
+// Gradients of linear_forward; any of din, dw, dbias may be null to skip it (w may be empty when
+// din is not requested). dout: [M, N]; in: [M, K]; w: [N, K]; dw is f32 (the master weights'
+// gradient) in both modes. f32 weights: f32 GEMMs. bf16 weights (bf16 compute, mixed precision):
+// dout, and for dw also in, are rounded to bf16 (RNE) and both GEMMs run in bf16 with f32
+// accumulation, like the forward; din sees the same bf16 weight values as the forward did.
 void linear_backward(float* din,
                      float* dw,
                      float* dbias,
                      const float* dout,
                      const float* in,
-                     const float* w,
+                     Weight w,
                      int64_t M,
                      int64_t N,
                      int64_t K);

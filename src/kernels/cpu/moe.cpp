@@ -92,9 +92,9 @@ void moe_backward(float* dx,
                   MoeWorkspace& ws,
                   const float* dout,
                   const float* topk_weight,
-                  const float* w_gate,
-                  const float* w_up,
-                  const float* w_down,
+                  Weight w_gate,
+                  Weight w_up,
+                  Weight w_down,
                   int64_t T,
                   int64_t H,
                   int64_t I,
@@ -134,7 +134,7 @@ void moe_backward(float* dx,
         float* dwd = grad_of(dw_down, e);
         if (n == 0 || (!needs_da(e) && !dwd)) continue;
         linear_backward(needs_da(e) ? &ws.da[r0 * I] : nullptr, dwd, nullptr, &ws.dy[r0 * H],
-                        &ws.a[r0 * I], w_down + e * H * I, n, H, I);
+                        &ws.a[r0 * I], w_down.offset(e * H * I), n, H, I);
     }
     auto silu_backward = [&](int64_t b, int64_t e, int) {
         for (int64_t i = b; i < e; ++i) {
@@ -160,9 +160,9 @@ void moe_backward(float* dx,
         if (n == 0 || (!dx && !dwg && !dwu)) continue;
         if (dx) tmp.resize(static_cast<size_t>(n * H));
         linear_backward(dx ? &ws.dxg[r0 * H] : nullptr, dwg, nullptr, &ws.dg[r0 * I],
-                        &ws.xg[r0 * H], w_gate + e * I * H, n, I, H);
+                        &ws.xg[r0 * H], w_gate.offset(e * I * H), n, I, H);
         linear_backward(dx ? tmp.data() : nullptr, dwu, nullptr, &ws.du[r0 * I], &ws.xg[r0 * H],
-                        w_up + e * I * H, n, I, H);
+                        w_up.offset(e * I * H), n, I, H);
         if (!dx) continue;
         float* dst = &ws.dxg[r0 * H];
         for (int64_t i = 0; i < n * H; ++i)
@@ -191,9 +191,9 @@ void moe_backward(float* dx,
                   MoeWorkspace& ws,
                   const float* dout,
                   const float* topk_weight,
-                  const float* w_gate,
-                  const float* w_up,
-                  const float* w_down,
+                  Weight w_gate,
+                  Weight w_up,
+                  Weight w_down,
                   int64_t T,
                   int64_t H,
                   int64_t I,
