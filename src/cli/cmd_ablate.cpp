@@ -114,9 +114,7 @@ std::function<void()> register_ablate(CLI::App& app) {
             for (int k = 0; k < 3; ++k)
                 ao.ranges.push_back({k * L / 3, (k + 1) * L / 3 - 1});
         nlohmann::ordered_json j = eval::run_ablations(w, tok, dir, analysis, ao);
-        if (fs::path(o->out).has_parent_path())
-            fs::create_directories(fs::path(o->out).parent_path());
-        std::ofstream(o->out) << j.dump(1) << "\n";
+        write_output_file(o->out, j.dump(1) + "\n", "ablate");
         for (const auto& range : j["ranges"]) {
             fmt::print(stderr, "layers {}-{}:\n", range["layers"][0].get<int>(),
                        range["layers"][1].get<int>());

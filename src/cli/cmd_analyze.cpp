@@ -56,8 +56,7 @@ void write_outputs(const std::string& out,
                    const nlohmann::json& j,
                    std::vector<std::string>* csv,
                    std::string* csv_dir) {
-    if (fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path());
-    std::ofstream(out) << j.dump(1) << "\n";
+    write_output_file(out, j.dump(1) + "\n", "analyze");
     *csv_dir = (fs::path(out).parent_path() / (fs::path(out).stem().string() + "_csv")).string();
     *csv = analysis::write_csv_tables(j, *csv_dir);
 }

@@ -166,11 +166,9 @@ std::function<void()> register_eval(CLI::App& app) {
                                     "intervened = the same documents under the intervention; "
                                     "delta_* = intervened - unmodified (paired bootstrap)"}};
         }
-        if (fs::path(o->out).has_parent_path())
-            fs::create_directories(fs::path(o->out).parent_path());
-        std::ofstream(o->out) << out.dump(2) << "\n";
+        write_output_file(o->out, out.dump(2) + "\n", "eval");
         fs::path csv_path = fs::path(o->out).replace_extension(".csv");
-        std::ofstream(csv_path) << csv;
+        write_output_file(csv_path.string(), csv, "eval");
         write_run_json(o->out + ".run.json", "eval",
                        {{"models", o->models},
                         {"labels", o->labels},

@@ -144,10 +144,7 @@ std::function<void()> register_tokenize(CLI::App& app) {
                 std::fwrite(outtext.data(), 1, outtext.size(), stdout);
                 std::fflush(stdout);
             } else {
-                std::ofstream f(o->out, std::ios::binary);
-                if (!f) fail("tokenize", "--out {}: cannot create file", o->out);
-                f << outtext;
-                if (!f) fail("tokenize", "--out {}: write failed", o->out);
+                write_output_file(o->out, outtext, "tokenize");
             }
         }
         if (!o->out.empty())

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <span>
 #include <sstream>
 
 #include "core/error.h"
@@ -15,6 +16,7 @@
 #include "core/version.h"
 #include "data/manifest.h"
 #include "data/prepare.h"
+#include "io/file_util.h"
 #include "io/npy.h"
 #include "tokenizer/tokenizer.h"
 
@@ -103,10 +105,20 @@ void write_run_json(const std::string& path,
     j["threads"] = num_threads();
     for (auto it = extra.begin(); it != extra.end(); ++it)
         j[it.key()] = it.value();
-    std::ofstream out(path);
-    if (!out) fail("cli", "{}: cannot create: {}", path, std::strerror(errno));
-    out << j.dump(2) << "\n" << std::flush;
-    if (!out) fail("cli", "{}: cannot write: {}", path, std::strerror(errno));
+    write_output_file(path, j.dump(2) + "\n", "cli");
+}
+
+void write_output_file(const std::string& path, std::string_view text, std::string_view component) {
+    const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+    if (!parent.empty()) {
+        std::error_code ec;
+        std::filesystem::create_directories(parent, ec);
+        if (ec)
+            fail(component, "{}: cannot create the directory {}: {}", path, parent.string(),
+                 ec.message());
+    }
+    const io::detail::Chunk chunk{text.data(), text.size()};
+    io::detail::write_file_atomic(path, std::span<const io::detail::Chunk>(&chunk, 1), component);
 }
 
 void add_threads_option(CLI::App* app, int* threads) {

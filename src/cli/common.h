@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "model/olmoe.h"
@@ -24,6 +25,11 @@ TokenMatrix read_token_matrix(const std::string& path,
                               const std::string& what,
                               int64_t lo,
                               int64_t hi);
+
+// Writes a command's output file: creates the parent directory, writes `text` under a temporary
+// name, fsyncs and renames it into place (io/file_util.h), so a crash or a full disk never leaves
+// a truncated result; errors name the file and the system's reason (polymoe::Error).
+void write_output_file(const std::string& path, std::string_view text, std::string_view component);
 
 // Writes run.json: the command, its effective options, git commit, versions, and `extra`
 // (e.g. the model config). `path` is DIR/run.json or FILE.run.json.

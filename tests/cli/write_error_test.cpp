@@ -208,6 +208,37 @@ TEST_F(WriteErrors, OutputUnderARegularFile) {
     }
 }
 
+// A command's result file (tokenize/eval/ablate/analyze go through cli::write_output_file):
+// a full disk or an impossible path is an error naming the file and the reason, and leaves
+// neither a truncated result nor a temporary file behind.
+TEST_F(WriteErrors, ResultFileUnderAFullDiskOrARegularFile) {
+    std::string text;
+    for (int i = 0; i < 20000; ++i)
+        text += "Word number " + std::to_string(i) + " of a long document. ";
+    std::ofstream(dir_ / "doc.txt") << text;  // ~600 KB: over the 64 KiB limit once tokenized
+    const fs::path out = dir_ / "ids.txt";
+    const std::vector<std::string> args{"tokenize", "--in", (dir_ / "doc.txt").string(), "--out",
+                                        out.string()};
+    const Outcome full = run(args, dir_ / "tok_full.log", 64 * 1024);
+    EXPECT_EQ(full.code, 1) << full.out;
+    EXPECT_NE(full.out.find(out.string() + ".tmp: cannot write: File too large"), std::string::npos)
+        << full.out;
+    EXPECT_FALSE(fs::exists(out));
+    EXPECT_FALSE(fs::exists(out.string() + ".tmp"));
+    // Control: without the limit the same command writes the whole file.
+    const Outcome ok = run(args, dir_ / "tok.log");
+    EXPECT_EQ(ok.code, 0) << ok.out;
+    EXPECT_GT(fs::file_size(out), 64u * 1024);
+
+    std::ofstream(dir_ / "plain2") << "x\n";
+    const fs::path bad = dir_ / "plain2" / "ids.txt";
+    const Outcome nd =
+        run({"tokenize", "--text", "hello", "--out", bad.string()}, dir_ / "tok_notdir.log");
+    EXPECT_EQ(nd.code, 1) << nd.out;
+    EXPECT_NE(nd.out.find(bad.string()), std::string::npos) << nd.out;
+    EXPECT_NE(nd.out.find("Not a directory"), std::string::npos) << nd.out;
+}
+
 TEST_F(WriteErrors, DevFullReportsNoSpace) {
     try {
         io::write_checkpoint_file("/dev/full", "{}\n");
