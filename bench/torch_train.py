@@ -4,7 +4,9 @@
 Eager PyTorch the way HF OlmoeForCausalLM trains (per-expert loop with index_add, float32):
 forward on a [B, S] batch, loss = CE + 0.01 * HF load-balancing aux + 0.001 * z-loss (polymoe's
 `--objective hf_z`), backward, clip_grad_norm_(1.0), torch.optim.AdamW. Prints one JSON line with
-the median step time. Run with Debian's python:
+the median step time. `--compute bf16` runs the forward under torch.autocast(cpu, bfloat16)
+(PyTorch's mixed precision: matmuls in bf16 on f32 master weights, backward through the casts),
+the counterpart of `polymoe train --compute bf16`. Run with Debian's python:
   /usr/bin/python3 bench/torch_train.py --layers 4 --hidden 256 --heads 8 --experts 16 --topk 4 \
       --inter 128 --batch 8 --seq 256
 """
@@ -52,7 +54,7 @@ def loss_fn(p, ids, a):
                 continue
             xe = h[tok]
             ye = (F.silu(xe @ l["wg"][e].T) * (xe @ l["wu"][e].T)) @ l["wd"][e].T
-            out = out.index_add(0, tok, ye * w[tok, rank, None])
+            out = out.index_add(0, tok, (ye * w[tok, rank, None]).to(out.dtype))
         x = x + out.view(B, S, H)
         frac = F.one_hot(sel, E).float().mean(0)          # [K, E] share of slots per rank
         aux = aux + E * (frac * probs.mean(0)[None]).sum()
@@ -69,6 +71,7 @@ def main():
                           ("topk", 4), ("inter", 128), ("vocab", 50304), ("batch", 8),
                           ("seq", 256), ("threads", 2), ("steps", 5)]:
         ap.add_argument(f"--{name}", type=int, default=default)
+    ap.add_argument("--compute", choices=["f32", "bf16"], default="f32")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -86,7 +89,8 @@ def main():
     for step in range(a.steps + 1):
         t = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(p, ids, a)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.compute == "bf16"):
+            loss = loss_fn(p, ids, a)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
@@ -95,7 +99,7 @@ def main():
     med = statistics.median(times)
     print(json.dumps({"bench": "train", "impl": f"pytorch {torch.__version__}", "L": a.layers,
                       "H": H, "E": E, "K": a.topk, "I": I, "V": a.vocab, "B": a.batch,
-                      "S": a.seq, "dtype": "f32", "threads": a.threads, "steps": a.steps,
+                      "S": a.seq, "dtype": "f32", "compute": a.compute, "threads": a.threads, "steps": a.steps,
                       "median_s": med, "tokens_per_s": a.batch * a.seq / med,
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
