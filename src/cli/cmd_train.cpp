@@ -49,7 +49,7 @@ struct TrainOptions {
     std::vector<std::string> stages, replay_stages, no_decay;
     int64_t steps = 1, warmup = 0, save_every = 0, keep = 0, batch = 0, seq = 0;
     int64_t eval_interval = 0, eval_tokens = 2048, grad_accum = 1;
-    std::string lb_scope = "micro", compute = "f32";
+    std::string lb_scope = "micro", compute = "f32", weights = "f32";
     uint64_t seed = 0;
     double lr = 4e-4, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1, grad_clip = 1.0;
     double replay = 0.0, temperature = 3.0, max_epochs = 0.0;
@@ -211,6 +211,15 @@ std::function<void()> register_train(CLI::App& app) {
                   "each step)")
         ->check(CLI::IsMember({"f32", "bf16"}))
         ->capture_default_str();
+    c->add_option("--weights", o->weights,
+                  "weight storage: f32 (f32 master weights for every parameter) or bf16-resident "
+                  "(GEMM weights only in bf16, memory-mapped from a bf16 checkpoint, frozen; bf16 "
+                  "compute; --trainable must select parameters with f32 values: routers, norms, "
+                  "biases, an untied embedding). For parameter-efficient training of checkpoints "
+                  "whose f32 weights do not fit in memory; checkpoints keep the GEMM weights in "
+                  "bf16 and, by default, the trained ones in f32")
+        ->check(CLI::IsMember({"f32", "bf16-resident"}))
+        ->capture_default_str();
     c->add_flag("--recompute", o->recompute,
                 "recompute each layer's activations in backward instead of keeping them "
                 "(memory of one layer instead of all, for one extra forward of the layers)");
@@ -249,8 +258,17 @@ void run_train(TrainOptions& opt, CLI::App* c, const dist::Comm& comm) {
         Timer timer;
         int64_t resume_step = 0;
         if (!o->resume.empty()) resume_step = train::checkpoint_step(o->resume);
-        model::OlmoeWeights w = model::load_checkpoint(o->resume.empty() ? o->model : o->resume);
-        if (o->compute == "bf16") w.set_compute_bf16();
+        const bool resident = o->weights == "bf16-resident";
+        if (resident && c->count("--compute") && o->compute != "bf16")
+            throw UsageError(fmt::format(
+                "[train] --compute {}: expected bf16 with --weights bf16-resident (its GEMM "
+                "weights exist only in bf16)",
+                o->compute));
+        model::OlmoeWeights w = model::load_checkpoint(
+            o->resume.empty() ? o->model : o->resume,
+            resident ? model::WeightsMode::Bf16Resident : model::WeightsMode::F32);
+        if (resident) o->compute = "bf16";
+        if (o->compute == "bf16" && !resident) w.set_compute_bf16();
         // This rank's micro-batch slots: global slot m = rank * accum + k.
         std::vector<std::unique_ptr<train::BatchSource>> owned;
         nlohmann::json data_info;
@@ -332,8 +350,9 @@ void run_train(TrainOptions& opt, CLI::App* c, const dist::Comm& comm) {
         cfg.save_every = o->save_every;
         cfg.keep = o->keep;
         cfg.out = o->out;
-        cfg.dtype =
-            o->dtype.empty() ? w.source_dtype : (o->dtype == "bf16" ? DType::BF16 : DType::F32);
+        // bf16-resident: the default keeps the trained (f32) parameters exact in checkpoints.
+        cfg.dtype = o->dtype.empty() ? (resident ? DType::F32 : w.source_dtype)
+                                     : (o->dtype == "bf16" ? DType::BF16 : DType::F32);
         cfg.trainable = o->trainable;
         cfg.recompute = o->recompute;
         int64_t trainable_tensors = static_cast<int64_t>(w.table.params().size());
@@ -383,14 +402,17 @@ void run_train(TrainOptions& opt, CLI::App* c, const dist::Comm& comm) {
         }
         std::vector<std::string> excluded;
         if (!o->no_decay.empty()) {
-            cfg.decay.assign(w.slab.size(), 1);
-            for (const auto& p : w.table.params())
-                for (const auto& pat : o->no_decay)
+            cfg.decay.assign(w.master().size(), 1);  // per element of the f32 master weights
+            for (size_t i = 0; i < w.table.params().size(); ++i)
+                for (const auto& pat : o->no_decay) {
+                    const auto& p = w.table.params()[i];
                     if (fnmatch(pat.c_str(), p.name.c_str(), 0) == 0) {
-                        std::fill_n(cfg.decay.begin() + p.offset, p.numel, 0);
+                        if (w.master_offset(i) >= 0)
+                            std::fill_n(cfg.decay.begin() + w.master_offset(i), p.numel, 0);
                         excluded.push_back(p.name);
                         break;
                     }
+                }
             if (excluded.empty())
                 fail("train",
                      "--no-decay: expected patterns matching parameter names (e.g. "
@@ -435,6 +457,7 @@ void run_train(TrainOptions& opt, CLI::App* c, const dist::Comm& comm) {
                             {"eval_tokens", o->eval_tokens},
                             {"recompute", o->recompute},
                             {"compute", o->compute},
+                            {"weights", o->weights},
                             {"grad_accum", o->grad_accum},
                             {"lb_scope", o->lb_scope},
                             {"log", log_path}},

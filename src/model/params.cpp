@@ -130,6 +130,11 @@ void OlmoeWeights::refresh_bf16(int64_t offset, int64_t n) {
     });
 }
 
+int64_t OlmoeWeights::master_offset(size_t i) const {
+    if (!resident) return table.params()[i].offset;
+    return resident->bf16[i] != nullptr ? -1 : resident->small_offset[i];
+}
+
 bool is_gemm_weight(ParamKind kind) {
     switch (kind) {
         case ParamKind::QProj:
@@ -482,26 +487,33 @@ void save_checkpoint(const OlmoeWeights& w,
                      int num_shards,
                      bool overwrite,
                      const std::function<void(const std::string&)>& extra) {
-    if (w.resident)
-        fail("hf_checkpoint", "{}: cannot save bf16-resident weights (load them with f32 weights)",
-             dir);
     if (dtype != DType::F32 && dtype != DType::BF16)
         fail("hf_checkpoint", "{}: expected dtype f32 or bf16 for writing, found {}", dir,
              dtype_name(dtype));
+    const std::vector<float>& f32 = w.master();
     std::vector<uint16_t> bf16;
     if (dtype == DType::BF16) {
-        bf16.resize(w.slab.size());
-        convert_from_f32(bf16.data(), DType::BF16, w.slab.data(),
-                         static_cast<int64_t>(w.slab.size()));
+        bf16.resize(f32.size());
+        convert_from_f32(bf16.data(), DType::BF16, f32.data(), static_cast<int64_t>(f32.size()));
     }
     std::vector<io::TensorToWrite> tensors;
-    for (const auto& p : w.table.params()) {
-        const void* data = dtype == DType::BF16 ? static_cast<const void*>(bf16.data() + p.offset)
-                                                : static_cast<const void*>(w.get(p));
+    const auto& params = w.table.params();
+    for (size_t i = 0; i < params.size(); ++i) {
+        const ParamSpec& p = params[i];
+        // bf16-resident: GEMM weights exist only in bf16 and are written as they are; the f32
+        // store (what training updates) is written in `dtype`, so f32 keeps a trained router
+        // exact for a bit-exact resume.
+        if (w.resident && w.resident->small_offset[i] < 0) {
+            tensors.push_back({p.name, DType::BF16, p.shape, w.resident->bf16[i]});
+            continue;
+        }
+        const int64_t off = w.resident ? w.resident->small_offset[i] : p.offset;
+        const void* data = dtype == DType::BF16 ? static_cast<const void*>(bf16.data() + off)
+                                                : static_cast<const void*>(f32.data() + off);
         tensors.push_back({p.name, dtype, p.shape, data});
     }
     OlmoeConfig c = w.config;
-    c.torch_dtype = dtype == DType::BF16 ? "bfloat16" : "float32";
+    c.torch_dtype = dtype == DType::BF16 || w.resident ? "bfloat16" : "float32";
     io::write_hf_checkpoint(dir, c.to_json(), generation_config_json(c), tensors, num_shards,
                             overwrite, extra);
 }

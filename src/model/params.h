@@ -135,9 +135,11 @@ struct OlmoeWeights {
     OlmoeConfig config;
     ParamTable table;
     std::vector<float> slab;
-    std::vector<bf16_t> slab_bf16;                  // empty unless set_compute_bf16()
-    DType source_dtype = DType::F32;                // dtype of the checkpoint it was loaded from
-    std::shared_ptr<const ResidentStore> resident;  // set in bf16-resident mode only
+    std::vector<bf16_t> slab_bf16;    // empty unless set_compute_bf16()
+    DType source_dtype = DType::F32;  // dtype of the checkpoint it was loaded from
+    // Set in bf16-resident mode only. Copies of an OlmoeWeights share it: training in this mode
+    // updates `small` in place (see master()), for every copy.
+    std::shared_ptr<ResidentStore> resident;
 
     // `allocate_slab` false leaves the slab empty (bf16-resident loading fills `resident`).
     explicit OlmoeWeights(const OlmoeConfig& c, bool allocate_slab = true);
@@ -153,6 +155,13 @@ struct OlmoeWeights {
     const float* embed() const;       // [V, H]
     const float* final_norm() const;  // [H]
     kernels::Weight lm_head() const;  // [V, H] (the embedding when tied)
+    // The f32 values an optimizer updates: the slab, or in bf16-resident mode the compact f32
+    // store of the non-GEMM parameters (routers, norms, biases, embedding).
+    std::vector<float>& master() { return resident ? resident->small : slab; }
+    const std::vector<float>& master() const { return resident ? resident->small : slab; }
+    // Offset of parameter i in master(); -1 when it has no trainable f32 master: in bf16-resident
+    // mode, a GEMM weight (bf16 only) or a tied embedding (its lm-head role is a bf16 copy).
+    int64_t master_offset(size_t i) const;
     // f32 values of a parameter in the slab (not available in bf16-resident mode).
     float* get(const ParamSpec& p) { return slab.data() + p.offset; }
     const float* get(const ParamSpec& p) const { return slab.data() + p.offset; }
@@ -181,7 +190,8 @@ enum class WeightsMode { F32, Bf16Resident };
 OlmoeWeights load_checkpoint(const std::string& dir, WeightsMode mode = WeightsMode::F32);
 
 // Writes an HF checkpoint directory with tensors of `dtype` (F32 or BF16) in `num_shards` files;
-// `extra` as in io::write_hf_checkpoint.
+// `extra` as in io::write_hf_checkpoint. bf16-resident weights: GEMM weights are written in bf16
+// as they are held, the other tensors in `dtype` (torch_dtype "bfloat16").
 void save_checkpoint(const OlmoeWeights& w,
                      const std::string& dir,
                      DType dtype,

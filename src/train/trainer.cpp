@@ -38,7 +38,7 @@ std::string read_text(const std::string& path) {
 nlohmann::json settings_json(const model::OlmoeWeights& w,
                              const TrainConfig& cfg,
                              const BatchSource& s) {
-    return {{"num_params", w.slab.size()},
+    return {{"num_params", w.table.total()},
             {"batch", s.batch()},
             {"seq", s.seq()},
             {"beta1", cfg.adam.beta1},
@@ -105,26 +105,43 @@ struct Trainable {
     int64_t tensors = 0;
 };
 
-Trainable make_trainable(const model::ParamTable& table, const std::string& pattern) {
+// Segments are in master() coordinates (model/params.h): slab offsets, or offsets in the f32
+// store of bf16-resident weights, where a parameter without an f32 master cannot be trained.
+Trainable make_trainable(const model::OlmoeWeights& w, const std::string& pattern) {
+    const model::ParamTable& table = w.table;
     Trainable tr;
-    if (pattern.empty()) {
+    if (pattern.empty() && !w.bf16_resident()) {
         tr.layout = model::GradLayout::all(table);
         tr.segments.push_back({0, 0, table.total()});
         tr.tensors = static_cast<int64_t>(table.params().size());
         return tr;
     }
-    const ParamSelection sel = select_params(table, pattern, "--trainable");
-    tr.layout = model::GradLayout::subset(table, sel.selected);
-    tr.tensors = sel.tensors;
+    std::vector<uint8_t> selected(table.params().size(), 1);
+    if (!pattern.empty()) {
+        const ParamSelection sel = select_params(table, pattern, "--trainable");
+        selected = sel.selected;
+    }
+    for (size_t i = 0; i < table.params().size(); ++i)
+        if (selected[i] && w.master_offset(i) < 0)
+            fail("train",
+                 "--trainable {}: {} is held only in bf16 with --weights bf16-resident (a GEMM "
+                 "weight, or a tied embedding that is also the lm head) and cannot be trained; "
+                 "expected parameters with f32 values there (routers, norms, biases, an untied "
+                 "embedding), or --weights f32",
+                 pattern.empty() ? "(all)" : pattern, table.params()[i].name);
+    tr.layout = model::GradLayout::subset(table, selected);
+    for (uint8_t x : selected)
+        tr.tensors += x;
     // Adjacent trainable parameters merge into one segment (all experts of a layer, say).
     for (size_t i = 0; i < table.params().size(); ++i) {
         if (tr.layout.frozen(i)) continue;
         const auto& p = table.params()[i];
-        const int64_t off = tr.layout.offset[i];
-        if (!tr.segments.empty() && tr.segments.back().slab + tr.segments.back().numel == p.offset)
+        const int64_t off = tr.layout.offset[i], at = w.master_offset(i);
+        if (!tr.segments.empty() && tr.segments.back().slab + tr.segments.back().numel == at &&
+            tr.segments.back().offset + tr.segments.back().numel == off)
             tr.segments.back().numel += p.numel;
         else
-            tr.segments.push_back({p.offset, off, p.numel});
+            tr.segments.push_back({at, off, p.numel});
     }
     return tr;
 }
@@ -316,7 +333,7 @@ std::vector<StepLog> train(model::OlmoeWeights& w,
     const bool lead = comm.rank() == 0;  // evaluates and writes checkpoints
     const Split split{comm.size(), static_cast<int64_t>(sources.size())};
     // Gradients and moments exist for the trainable parameters only (packed).
-    const Trainable tr = make_trainable(w.table, cfg.trainable);
+    const Trainable tr = make_trainable(w, cfg.trainable);
     StepGradient step_grad(w, tr.layout, sources, cfg.objective, cfg.lb_scope, cfg.recompute, comm);
     AdamW opt(cfg.adam, static_cast<size_t>(tr.layout.total));
     std::vector<float> grad(static_cast<size_t>(tr.layout.total));
@@ -375,10 +392,10 @@ std::vector<StepLog> train(model::OlmoeWeights& w,
         if (!std::isfinite(log.loss)) {
             // Which term, and whether the weights themselves already hold a NaN/Inf (a
             // corrupt checkpoint, or an earlier update that overflowed).
-            std::vector<int64_t> slab_offset;
-            for (const auto& p : w.table.params())
-                slab_offset.push_back(p.offset);
-            const std::string bad_weight = first_non_finite(w.slab, w.table, slab_offset);
+            std::vector<int64_t> master_offset;
+            for (size_t i = 0; i < w.table.params().size(); ++i)
+                master_offset.push_back(w.master_offset(i));
+            const std::string bad_weight = first_non_finite(w.master(), w.table, master_offset);
             fail("train",
                  "step {}: the loss is {}; non-finite terms: {}; {}; stopping. The last good "
                  "checkpoint is the latest step-N in {}; lower --lr or add --warmup and resume",
@@ -401,7 +418,7 @@ std::vector<StepLog> train(model::OlmoeWeights& w,
                  "stopping before the update. The last good checkpoint is the latest step-N in {}",
                  t, log.grad_norm, log.loss, first_non_finite(grad, w.table, tr.layout.offset),
                  cfg.out.empty() ? "(none)" : cfg.out);
-        opt.step(w.slab, grad, log.lr, cfg.decay, tr.segments);
+        opt.step(w.master(), grad, log.lr, cfg.decay, tr.segments);
         // bf16 compute: the GEMMs read a bf16 copy of the f32 master weights; re-round what the
         // step changed (the trainable segments) so the next forward sees the updated weights.
         for (const auto& sg : tr.segments)
