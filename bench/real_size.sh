@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Real-size inference benchmark (issue 7), NOT run in CI: it writes a ~14 GB checkpoint. Generates
-# the OLMoE-1B-7B configuration (16 layers, H 2048, E 64, k 8, I 1024, V 50304; 6.9 B parameters)
+# Real-size benchmark (issue 7), NOT run in CI: it writes a ~14 GB checkpoint. Generates the
+# OLMoE-1B-7B configuration (16 layers, H 2048, E 64, k 8, I 1024, V 50304; 6.9 B parameters)
 # with the streaming `polymoe init --dtype bf16`, then runs `polymoe forward` and `polymoe trace`
 # with --weights bf16-resident (GEMM weights memory-mapped from the shards) on a short
-# multilingual batch: the first S tokens of the UDHR in B languages, one language per row.
+# multilingual batch: the first S tokens of the UDHR in B languages, one language per row; and
+# router-only continual pretraining (`polymoe train --weights bf16-resident --trainable routers`,
+# TRAIN_STEPS steps on the B=1 batch, then the final checkpoint written: ~14 GB more on disk).
 # Reports peak RSS (GNU time's "Maximum resident set size", which counts the mapped checkpoint
 # pages a process touched) and tokens/s, as JSON lines on stdout. The checkpoint directory is
 # deleted on exit. Run only one real-size job at a time on a 24 GiB machine.
 # Usage: bench/real_size.sh [BUILD_DIR] [S] [B...]   (defaults: build/ci, 512, "1 4")
+#        TRAIN_STEPS=N (default 3; 0 skips the training run)
 set -euo pipefail
 BUILD=${1:-build/ci}
 S=${2:-512}
@@ -78,3 +81,24 @@ print(json.dumps({"bench": "real_size_trace", "weights": "bf16-resident", "seq":
                   "tokens_per_s": round(j["tokens_per_s"], 1),
                   "peak_rss_mib": int(sys.argv[3]) // 1024, "process_seconds": float(sys.argv[4])}))
 PY
+
+TRAIN_STEPS=${TRAIN_STEPS:-3}
+if [ "$TRAIN_STEPS" -gt 0 ]; then
+    read -r rss secs < <(measure "$P" train --model "$WORK/olmoe" --weights bf16-resident \
+        --trainable routers --tokens "$WORK/tokens_${BATCHES[0]}.txt" --steps "$TRAIN_STEPS" \
+        --lr 1e-4 --out "$WORK/train")
+    /usr/bin/python3 - "$WORK/train/log.jsonl" "$rss" "$secs" "$TRAIN_STEPS" <<'PY'
+import json, statistics, sys
+steps = [json.loads(l) for l in open(sys.argv[1]) if '"step"' in l and '"event"' not in l]
+secs = [s["seconds"] for s in steps[1:]]  # per-step seconds; step 1 allocates
+print(json.dumps({"bench": "real_size_train", "weights": "bf16-resident", "trainable": "routers",
+                  "steps": int(sys.argv[4]), "tokens_per_step": steps[0]["tokens"],
+                  "losses": [round(s["loss"], 4) for s in steps],
+                  "first_step_s": round(steps[0]["seconds"], 1),
+                  "median_step_s_after_first": round(statistics.median(secs), 1) if secs else None,
+                  "rss_mib_by_step": [round(s["rss_mib"]) for s in steps],
+                  "peak_rss_mib": int(sys.argv[2]) // 1024,
+                  "process_seconds_incl_load_and_final_save": float(sys.argv[3])}))
+PY
+    rm -rf "$WORK/train"
+fi
