@@ -33,20 +33,41 @@ void AdamW::step(std::vector<float>& params,
     const auto b1 = static_cast<float>(c_.beta1), b2 = static_cast<float>(c_.beta2);
     const auto eps = static_cast<float>(c_.eps);
     const auto shrink = static_cast<float>(1.0 - lr * c_.weight_decay);
-    // Threads split the packed index range; each walks the segments its chunk overlaps.
+    // Threads split the packed index range; each walks the segments its chunk overlaps. The
+    // inner loop works on restrict pointers with the decay test as a select, so that it
+    // vectorises (the update is memory-bound: 28 bytes per element, ~1 B elements at OLMoE's
+    // real dimensions with 2 layers); the arithmetic is the same element by element.
+    float* const pbase = params.data();
+    const float* const gbase = grads.data();
+    float* const mbase = m_.data();
+    float* const vbase = v_.data();
+    const uint8_t* const dbase = decay.empty() ? nullptr : decay.data();
     parallel_for(n, 1 << 14, [&](int64_t b, int64_t e, int) {
         auto it = std::upper_bound(segs.begin(), segs.end(), b,
                                    [](int64_t v, const Segment& s) { return v < s.offset; });
         for (--it; it != segs.end() && it->offset < e; ++it) {
             const int64_t lo = std::max(b, it->offset), hi = std::min(e, it->offset + it->numel);
             const int64_t shift = it->slab - it->offset;  // packed index i -> slab index i + shift
-            for (int64_t i = lo; i < hi; ++i) {
-                const float g = grads[i];
-                float& p = params[i + shift];
-                if (decay.empty() || decay[i + shift]) p *= shrink;
-                m_[i] = b1 * m_[i] + (1.0f - b1) * g;
-                v_[i] = b2 * v_[i] + (1.0f - b2) * g * g;
-                p -= step_size * m_[i] / (std::sqrt(v_[i]) / sqrt_bc2 + eps);
+            float* __restrict p = pbase + lo + shift;
+            const float* __restrict g = gbase + lo;
+            float* __restrict m = mbase + lo;
+            float* __restrict v = vbase + lo;
+            const int64_t len = hi - lo;
+            if (dbase) {
+                const uint8_t* __restrict d = dbase + lo + shift;
+                for (int64_t i = 0; i < len; ++i) {
+                    const float pi = d[i] ? p[i] * shrink : p[i];
+                    m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+                    v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+                    p[i] = pi - step_size * m[i] / (std::sqrt(v[i]) / sqrt_bc2 + eps);
+                }
+            } else {
+                for (int64_t i = 0; i < len; ++i) {
+                    const float pi = p[i] * shrink;
+                    m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+                    v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+                    p[i] = pi - step_size * m[i] / (std::sqrt(v[i]) / sqrt_bc2 + eps);
+                }
             }
         }
     });
@@ -77,8 +98,12 @@ double clip_grad_norm(std::vector<float>& grads, double max_norm) {
         const double coef = max_norm / (norm + 1e-6);
         if (coef < 1.0) {
             const auto c = static_cast<float>(coef);
-            for (float& g : grads)
-                g *= c;
+            float* g = grads.data();  // elementwise: the same values for any thread count
+            parallel_for(static_cast<int64_t>(grads.size()), 1 << 14,
+                         [=](int64_t b, int64_t e, int) {
+                             for (int64_t i = b; i < e; ++i)
+                                 g[i] *= c;
+                         });
         }
     }
     return norm;
