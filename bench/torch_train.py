@@ -80,9 +80,16 @@ def main():
     one = lambda n: torch.ones(n, requires_grad=True)
     p = {"embed": r(a.vocab, H), "head": r(a.vocab, H), "norm": one(H), "layers": [
         {"in": one(H), "post": one(H), "qn": one(H), "kn": one(H), "q": r(H, H), "k": r(H, H),
-         "v": r(H, H), "o": r(H, H), "gate": r(E, H), "wg": r(E, I, H), "wu": r(E, I, H),
-         "wd": r(E, H, I)} for _ in range(a.layers)]}
-    params = [p["embed"], p["head"], p["norm"]] + [t for l in p["layers"] for t in l.values()]
+         "v": r(H, H), "o": r(H, H), "gate": r(E, H),
+         # One tensor per expert, as HF's nn.ModuleList of experts holds them: slicing one
+         # stacked [E, I, H] parameter per expert would make autograd build a full-size zero
+         # gradient for every slice (E^2 work, minutes per step at real dimensions).
+         "wg": [r(I, H) for _ in range(E)], "wu": [r(I, H) for _ in range(E)],
+         "wd": [r(H, I) for _ in range(E)]} for _ in range(a.layers)]}
+    params = [p["embed"], p["head"], p["norm"]]
+    for l in p["layers"]:
+        for t in l.values():
+            params += t if isinstance(t, list) else [t]
     opt = torch.optim.AdamW(params, lr=4e-4, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
     ids = torch.randint(0, 50280, (a.batch, a.seq))
     times = []
