@@ -14,7 +14,8 @@ void AdamW::step(std::vector<float>& params,
                  const std::vector<float>& grads,
                  double lr,
                  const std::vector<uint8_t>& decay,
-                 const std::vector<Segment>& segments) {
+                 const std::vector<Segment>& segments,
+                 float grad_scale) {
     const auto n = static_cast<int64_t>(m_.size());
     POLYMOE_CHECK(static_cast<int64_t>(grads.size()) == n, "AdamW: {} gradients for {} moments",
                   grads.size(), n);
@@ -57,15 +58,17 @@ void AdamW::step(std::vector<float>& params,
                 const uint8_t* __restrict d = dbase + lo + shift;
                 for (int64_t i = 0; i < len; ++i) {
                     const float pi = d[i] ? p[i] * shrink : p[i];
-                    m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-                    v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+                    const float gi = g[i] * grad_scale;
+                    m[i] = b1 * m[i] + (1.0f - b1) * gi;
+                    v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
                     p[i] = pi - step_size * m[i] / (std::sqrt(v[i]) / sqrt_bc2 + eps);
                 }
             } else {
                 for (int64_t i = 0; i < len; ++i) {
                     const float pi = p[i] * shrink;
-                    m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-                    v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+                    const float gi = g[i] * grad_scale;
+                    m[i] = b1 * m[i] + (1.0f - b1) * gi;
+                    v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
                     p[i] = pi - step_size * m[i] / (std::sqrt(v[i]) / sqrt_bc2 + eps);
                 }
             }
@@ -81,7 +84,7 @@ void AdamW::set_state(std::vector<float> m, std::vector<float> v, int64_t t) {
     t_ = t;
 }
 
-double clip_grad_norm(std::vector<float>& grads, double max_norm) {
+double grad_norm(const std::vector<float>& grads) {
     // Per-thread partial sums combined in thread order: deterministic for a thread count.
     std::vector<double> part(static_cast<size_t>(num_threads()), 0.0);
     parallel_for(static_cast<int64_t>(grads.size()), 1 << 14, [&](int64_t b, int64_t e, int tid) {
@@ -93,18 +96,24 @@ double clip_grad_norm(std::vector<float>& grads, double max_norm) {
     double sum = 0.0;
     for (double s : part)
         sum += s;
-    const double norm = std::sqrt(sum);
-    if (max_norm > 0) {
-        const double coef = max_norm / (norm + 1e-6);
-        if (coef < 1.0) {
-            const auto c = static_cast<float>(coef);
-            float* g = grads.data();  // elementwise: the same values for any thread count
-            parallel_for(static_cast<int64_t>(grads.size()), 1 << 14,
-                         [=](int64_t b, int64_t e, int) {
-                             for (int64_t i = b; i < e; ++i)
-                                 g[i] *= c;
-                         });
-        }
+    return std::sqrt(sum);
+}
+
+float clip_coef(double norm, double max_norm) {
+    if (max_norm <= 0) return 1.0f;
+    const double coef = max_norm / (norm + 1e-6);
+    return coef < 1.0 ? static_cast<float>(coef) : 1.0f;
+}
+
+double clip_grad_norm(std::vector<float>& grads, double max_norm) {
+    const double norm = grad_norm(grads);
+    const float c = clip_coef(norm, max_norm);
+    if (c < 1.0f) {
+        float* g = grads.data();  // elementwise: the same values for any thread count
+        parallel_for(static_cast<int64_t>(grads.size()), 1 << 14, [=](int64_t b, int64_t e, int) {
+            for (int64_t i = b; i < e; ++i)
+                g[i] *= c;
+        });
     }
     return norm;
 }

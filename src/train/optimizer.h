@@ -33,12 +33,15 @@ public:
     // One update with learning rate `lr`; `decay[i]` false excludes slab element i from weight
     // decay (empty: decay everything). `grads` and the moments are packed by `segments` (empty:
     // the identity, grads in slab layout); parameters outside every segment are not touched.
-    // Increments the step count used for bias correction.
+    // Increments the step count used for bias correction. `grad_scale` multiplies each gradient
+    // as it is read (the clipping coefficient, see clip_coef): the same f32 products as scaling
+    // the gradients in place first, without that extra pass over them.
     void step(std::vector<float>& params,
               const std::vector<float>& grads,
               double lr,
               const std::vector<uint8_t>& decay = {},
-              const std::vector<Segment>& segments = {});
+              const std::vector<Segment>& segments = {},
+              float grad_scale = 1.0f);
     int64_t steps() const { return t_; }
     // Moment estimates (same layout as the parameter slab) and step count, for checkpointing.
     const std::vector<float>& exp_avg() const { return m_; }
@@ -51,7 +54,15 @@ private:
     int64_t t_ = 0;
 };
 
-// Returns the global L2 norm before clipping and scales `grads` in place when it exceeds max_norm.
+// The global L2 norm of the gradients (double accumulation, deterministic for a thread count).
+double grad_norm(const std::vector<float>& grads);
+
+// PyTorch's clip_grad_norm_ coefficient: max_norm / (norm + 1e-6) as f32 when that is below 1,
+// else 1 (also when max_norm <= 0: clipping off).
+float clip_coef(double norm, double max_norm);
+
+// Returns the global L2 norm before clipping and scales `grads` in place by clip_coef. The trainer
+// instead passes clip_coef to AdamW::step (one pass over the gradients fewer).
 double clip_grad_norm(std::vector<float>& grads, double max_norm);
 
 enum class Schedule { Constant, Cosine, Linear };

@@ -60,6 +60,45 @@ TEST(ClipGradNorm, ScalesOnlyAboveTheThreshold) {
     EXPECT_EQ(h[1], 4.0f);
 }
 
+// Clipping inside AdamW (grad_scale) gives the same bits as clip_grad_norm's in-place scaling
+// followed by a plain step; scaling the update instead of the gradient does not (control).
+TEST(AdamW, GradScaleEqualsClippingFirst) {
+    const size_t n = 1000;
+    const uint64_t key = rng_key(4, "adamw-clip");
+    std::vector<float> p0(n), g(n);
+    for (size_t i = 0; i < n; ++i) {
+        p0[i] = float(rng_normal(key, i));
+        g[i] = float(3 * rng_normal(key, n + i));
+    }
+    // A large eps makes the update depend on the gradient's scale (Adam is scale-free otherwise),
+    // so the control below is visible.
+    const AdamWConfig c{1e-2, 0.9, 0.95, 0.1, 0.1};
+    std::vector<uint8_t> decay(n, 1);
+    decay[7] = 0;
+    AdamW fused(c, n), plain(c, n);
+    std::vector<float> pf = p0, pp = p0, clipped = g;
+    for (int t = 0; t < 3; ++t) {
+        const double norm = grad_norm(g);
+        const float coef = clip_coef(norm, 1.0);
+        ASSERT_LT(coef, 1.0f);
+        fused.step(pf, g, 1e-2, decay, {}, coef);
+        clipped = g;
+        EXPECT_DOUBLE_EQ(clip_grad_norm(clipped, 1.0), norm);
+        plain.step(pp, clipped, 1e-2, decay);
+    }
+    for (size_t i = 0; i < n; ++i)
+        ASSERT_EQ(pf[i], pp[i]) << i;
+    EXPECT_EQ(fused.exp_avg_sq(), plain.exp_avg_sq());
+    // Control: unclipped gradients move the weights differently.
+    AdamW unclipped(c, n);
+    std::vector<float> pu = p0;
+    for (int t = 0; t < 3; ++t)
+        unclipped.step(pu, g, 1e-2, decay);
+    EXPECT_NE(pu, pf);
+    EXPECT_EQ(clip_coef(0.5, 1.0), 1.0f);
+    EXPECT_EQ(clip_coef(5.0, 0.0), 1.0f);
+}
+
 TEST(Schedule, WarmupCosineLinearConstant) {
     EXPECT_DOUBLE_EQ(lr_at(1, 10, 2, 1.0, 0.1, Schedule::Cosine), 0.5);
     EXPECT_DOUBLE_EQ(lr_at(2, 10, 2, 1.0, 0.1, Schedule::Cosine), 1.0);
