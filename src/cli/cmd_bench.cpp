@@ -3,7 +3,8 @@
 // initialised in memory, no disk), next to the oneDNN GEMM peak measured in the same run, and
 // appends one JSON line (commit, machine, shape, threads, median/p10/p90 seconds, tokens/s,
 // GFLOP/s, share of the GEMM peak = MFU for training, peak RSS). Warm-up first, then the median
-// of N.
+// of N. With --profile the line also carries the time per step of each region of core/profile.h
+// (forward, backward, recomputation, optimizer step), and a table goes to stderr.
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include "cli/common.h"
 #include "core/error.h"
 #include "core/parallel.h"
+#include "core/profile.h"
 #include "core/rng.h"
 #include "core/timer.h"
 #include "core/version.h"
@@ -38,6 +40,7 @@ struct BenchOptions {
     int repeats = 5;
     std::string objective = "hf_z";
     bool recompute = false;
+    bool profile = false;
     std::string out;
     int threads = 0;
 };
@@ -59,6 +62,32 @@ Stats stats(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     auto q = [&](double f) { return v[static_cast<size_t>(f * double(v.size() - 1) + 0.5)]; };
     return {q(0.5), q(0.1), q(0.9)};
+}
+
+// The regions timed over `steps` timed repetitions, per step, with their share of the mean step
+// and what no region covered.
+nlohmann::json profile_json(int steps, double mean_s) {
+    nlohmann::json regions = nlohmann::json::array();
+    double covered = 0;
+    for (const prof::Entry& e : prof::snapshot()) {
+        const double per = e.seconds / steps;
+        covered += per;
+        regions.push_back({{"region", e.name},
+                           {"s_per_step", per},
+                           {"calls_per_step", double(e.calls) / steps},
+                           {"share", per / mean_s}});
+    }
+    return {{"mean_s", mean_s}, {"regions", regions}, {"unprofiled_s_per_step", mean_s - covered}};
+}
+
+void print_profile(const nlohmann::json& p) {
+    fmt::print(stderr, "{:<22} {:>12} {:>8} {:>10}\n", "region", "s/step", "share", "calls");
+    for (const auto& r : p.at("regions"))
+        fmt::print(stderr, "{:<22} {:>12.4f} {:>7.1f}% {:>10.0f}\n",
+                   r.at("region").get<std::string>(), r.at("s_per_step").get<double>(),
+                   100 * r.at("share").get<double>(), r.at("calls_per_step").get<double>());
+    fmt::print(stderr, "{:<22} {:>12.4f}\n", "(outside regions)",
+               p.at("unprofiled_s_per_step").get<double>());
 }
 
 double peak_rss_mib() {
@@ -140,6 +169,9 @@ std::function<void()> register_bench(CLI::App& app) {
         ->check(CLI::IsMember({"olmoe", "hf", "hf_z", "ce"}))
         ->capture_default_str();
     c->add_flag("--recompute", o->recompute, "train: per-layer activation recomputation");
+    c->add_flag("--profile", o->profile,
+                "time each region (norms, projections, attention, router, experts, head, "
+                "optimizer...) per step; adds \"profile\" to the JSON line and a table on stderr");
     c->add_option("--out", o->out, "append the JSON line to this file (default: stdout only)");
     add_threads_option(c, &o->threads);
     return [o] {
@@ -162,24 +194,31 @@ std::function<void()> register_bench(CLI::App& app) {
             ids[i] = static_cast<int32_t>(splitmix64(key + i) %
                                           uint64_t(std::min<int64_t>(cfg.vocab_size, 50280)));
         std::vector<double> times;
+        prof::set_enabled(o->profile);
         if (train) {
             // The trainer's own loop on one fixed batch; step 1 (allocation) is the warm-up.
             train::TrainConfig tc;
             tc.steps = 1 + o->repeats;
             tc.objective = parse_objective(o->objective);
             tc.recompute = o->recompute;
-            for (const auto& log : train::train_fixed_batch(w, ids, {}, B, S, tc, nullptr))
-                if (log.step > 1) times.push_back(log.seconds);
+            train::train_fixed_batch(w, ids, {}, B, S, tc, [&](const train::StepLog& log) {
+                if (log.step > 1)
+                    times.push_back(log.seconds);
+                else
+                    prof::reset();  // the profile covers the timed steps only
+            });
         } else {
             model::Activations a;
             model::allocate_activations(a, cfg, B, S, true);
             model::olmoe_forward(a, w, ids.data(), nullptr, B, S);  // warm-up
+            prof::reset();
             for (int r = 0; r < o->repeats; ++r) {
                 Timer t;
                 model::olmoe_forward(a, w, ids.data(), nullptr, B, S);
                 times.push_back(t.seconds());
             }
         }
+        prof::set_enabled(false);
         const Stats st = stats(times);
         // Training: forward + backward = 3x the forward's model FLOPs (recomputation not counted).
         const double flops = forward_flops(cfg, B, S) * (train ? 3.0 : 1.0);
@@ -220,6 +259,14 @@ std::function<void()> register_bench(CLI::App& app) {
         if (train) {
             j["objective"] = o->objective;
             j["recompute"] = o->recompute;
+        }
+        if (o->profile) {
+            // Per step over all timed repetitions, so the shares are of the mean step.
+            double sum = 0;
+            for (double t : times)
+                sum += t;
+            j["profile"] = profile_json(o->repeats, sum / double(times.size()));
+            print_profile(j["profile"]);
         }
         const std::string line = j.dump();
         fmt::print("{}\n", line);

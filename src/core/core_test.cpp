@@ -1,5 +1,6 @@
 // Tests of core helpers: bf16 rounding (ties to even, NaN, overflow), f16 decoding, the
-// counter-based RNG (fixed values that tools/polymoe_rng.py must reproduce), parallel_for splits.
+// counter-based RNG (fixed values that tools/polymoe_rng.py must reproduce), parallel_for splits,
+// the per-region profile's accounting.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,6 +9,7 @@
 
 #include "core/dtype.h"
 #include "core/parallel.h"
+#include "core/profile.h"
 #include "core/rng.h"
 
 namespace polymoe {
@@ -58,6 +60,42 @@ TEST(Parallel, SplitCoversRangeOnce) {
     for (int h : hits)
         EXPECT_EQ(h, 1);
     set_num_threads(0);
+}
+
+// A region's time lands in the phase current when it ends, phases restore on exit, and nothing is
+// recorded while profiling is off.
+TEST(Profile, RegionsArePerPhaseAndOffByDefault) {
+    EXPECT_FALSE(prof::enabled());
+    prof::reset();
+    { prof::Scope s(prof::Region::Experts); }
+    EXPECT_TRUE(prof::snapshot().empty());
+    prof::set_enabled(true);
+    {
+        prof::Scope s(prof::Region::Experts);
+        const double t0 = prof::now_seconds();
+        while (prof::now_seconds() - t0 < 2e-3) {
+        }
+    }
+    {
+        prof::PhaseScope bwd(prof::Phase::Backward);
+        {
+            prof::PhaseScope rec(prof::Phase::Recompute);
+            prof::Scope s(prof::Region::Norm);
+        }
+        prof::Scope a(prof::Region::Experts);
+    }
+    { prof::Scope s(prof::Region::Experts); }
+    prof::set_enabled(false);
+    const std::vector<prof::Entry> got = prof::snapshot();
+    ASSERT_EQ(got.size(), 3u);
+    EXPECT_EQ(got[0].name, "fwd.experts");
+    EXPECT_EQ(got[0].calls, 2);
+    EXPECT_GE(got[0].seconds, 2e-3);
+    EXPECT_EQ(got[1].name, "bwd.experts");
+    EXPECT_EQ(got[1].calls, 1);
+    EXPECT_EQ(got[2].name, "recompute.norm");
+    prof::reset();
+    EXPECT_TRUE(prof::snapshot().empty());
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "core/check.h"
 #include "core/error.h"
 #include "core/parallel.h"
+#include "core/profile.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/embedding.h"
 #include "kernels/cpu/losses.h"
@@ -153,6 +154,7 @@ void layer_forward(Activations& a,
     const auto eps = static_cast<float>(c.rms_norm_eps);
     const LayerWeights lw = w.layer(l);
     if (sv) {
+        prof::Scope ps(prof::Region::Save);
         sv->x_in = a.x;
         sv->rstd1.resize(T);
         sv->rstd2.resize(T);
@@ -160,36 +162,61 @@ void layer_forward(Activations& a,
         sv->k_rstd.resize(T);
     }
     // Attention block.
-    k::rmsnorm_forward(a.h.data(), sv ? sv->rstd1.data() : nullptr, a.x.data(), lw.input_norm, T, H,
-                       eps);
-    k::linear_forward(a.q.data(), a.h.data(), lw.q_proj, lw.q_bias, T, QW, H);
-    k::linear_forward(a.k.data(), a.h.data(), lw.k_proj, lw.k_bias, T, KW, H);
-    k::linear_forward(a.v.data(), a.h.data(), lw.v_proj, lw.v_bias, T, KW, H);
+    {
+        prof::Scope ps(prof::Region::Norm);
+        k::rmsnorm_forward(a.h.data(), sv ? sv->rstd1.data() : nullptr, a.x.data(), lw.input_norm,
+                           T, H, eps);
+    }
+    {
+        prof::Scope ps(prof::Region::QkvProj);
+        k::linear_forward(a.q.data(), a.h.data(), lw.q_proj, lw.q_bias, T, QW, H);
+        k::linear_forward(a.k.data(), a.h.data(), lw.k_proj, lw.k_bias, T, KW, H);
+        k::linear_forward(a.v.data(), a.h.data(), lw.v_proj, lw.v_bias, T, KW, H);
+    }
     if (sv) {
+        prof::Scope ps(prof::Region::Save);
         sv->q_lin = a.q;
         sv->k_lin = a.k;
         sv->v_lin = a.v;
     }
-    k::rmsnorm_forward(a.q.data(), sv ? sv->q_rstd.data() : nullptr, a.q.data(), lw.q_norm, T, QW,
-                       eps);
-    k::rmsnorm_forward(a.k.data(), sv ? sv->k_rstd.data() : nullptr, a.k.data(), lw.k_norm, T, KW,
-                       eps);
+    {
+        prof::Scope ps(prof::Region::Norm);
+        k::rmsnorm_forward(a.q.data(), sv ? sv->q_rstd.data() : nullptr, a.q.data(), lw.q_norm, T,
+                           QW, eps);
+        k::rmsnorm_forward(a.k.data(), sv ? sv->k_rstd.data() : nullptr, a.k.data(), lw.k_norm, T,
+                           KW, eps);
+    }
     if (sv) {
+        prof::Scope ps(prof::Region::Save);
         sv->qn = a.q;
         sv->kn = a.k;
     }
-    if (c.clip_qkv) {
-        const auto cq = static_cast<float>(*c.clip_qkv);
-        clamp(a.q.data(), a.q.size(), cq);
-        clamp(a.k.data(), a.k.size(), cq);
-        clamp(a.v.data(), a.v.size(), cq);
+    {
+        prof::Scope ps(prof::Region::Rope);
+        if (c.clip_qkv) {
+            const auto cq = static_cast<float>(*c.clip_qkv);
+            clamp(a.q.data(), a.q.size(), cq);
+            clamp(a.k.data(), a.k.size(), cq);
+            clamp(a.v.data(), a.v.size(), cq);
+        }
+        k::rope_forward(a.q.data(), a.rope, B, S, NH, HD);
+        k::rope_forward(a.k.data(), a.rope, B, S, KVH, HD);
     }
-    k::rope_forward(a.q.data(), a.rope, B, S, NH, HD);
-    k::rope_forward(a.k.data(), a.rope, B, S, KVH, HD);
-    k::attention_forward(a.att.data(), a.q.data(), a.k.data(), a.v.data(), mask, B, S, NH, KVH, HD);
-    k::linear_forward(a.tmp.data(), a.att.data(), lw.o_proj, lw.o_bias, T, H, QW);
-    add_inplace(a.x.data(), a.tmp.data(), a.x.size());
+    {
+        prof::Scope ps(prof::Region::Attention);
+        k::attention_forward(a.att.data(), a.q.data(), a.k.data(), a.v.data(), mask, B, S, NH, KVH,
+                             HD);
+    }
+    {
+        prof::Scope ps(prof::Region::OProj);
+        k::linear_forward(a.tmp.data(), a.att.data(), lw.o_proj, lw.o_bias, T, H, QW);
+    }
+    {
+        prof::Scope ps(prof::Region::Residual);
+        add_inplace(a.x.data(), a.tmp.data(), a.x.size());
+    }
     if (sv) {
+        prof::Scope ps(prof::Region::Save);
         sv->q = a.q;
         sv->k = a.k;
         sv->v = a.v;
@@ -197,41 +224,54 @@ void layer_forward(Activations& a,
         sv->x_mid = a.x;
     }
     // MoE block.
-    k::rmsnorm_forward(a.h.data(), sv ? sv->rstd2.data() : nullptr, a.x.data(), lw.post_norm, T, H,
-                       eps);
-    k::linear_forward(a.router_logits.data(), a.h.data(), lw.router, nullptr, T, E, H);
-    std::vector<uint8_t> allowed;
-    if (iv) {
-        POLYMOE_CHECK(!a.train, "interventions are for evaluation, not training");
-        apply_steer(a.router_logits.data(), *iv, T, E);
-        if (!iv->mask.empty()) {
-            POLYMOE_CHECK(static_cast<int64_t>(iv->mask.size()) == E, "mask of {} experts",
-                          iv->mask.size());
-            allowed.resize(static_cast<size_t>(E));
-            int64_t n = 0;
-            for (int64_t e = 0; e < E; ++e)
-                n += allowed[e] = !iv->mask[e];
-            if (n < K)
-                fail("model",
-                     "intervention at layer {}: expected at least {} experts left "
-                     "after masking, found {}",
-                     l, K, n);
-        }
+    {
+        prof::Scope ps(prof::Region::Norm);
+        k::rmsnorm_forward(a.h.data(), sv ? sv->rstd2.data() : nullptr, a.x.data(), lw.post_norm, T,
+                           H, eps);
     }
-    k::router_forward(a.probs.data(), a.topk_idx.data(), a.topk_weight.data(), a.margin.data(),
-                      a.lse.data(), a.router_logits.data(), T, E, K, c.norm_topk_prob,
-                      allowed.empty() ? nullptr : allowed.data());
-    if (iv && !iv->drop.empty())
-        for (int64_t i = 0; i < T * K; ++i)
-            if (iv->drop[static_cast<size_t>(a.topk_idx[i])]) a.topk_weight[i] = 0.0f;
-    if (losses) losses->add_layer(l, a.probs.data(), a.topk_idx.data(), a.lse.data(), mask, T);
-    if (observer)
-        observer->on_router(l, T, E, K, a.router_logits.data(), a.probs.data(), a.topk_idx.data(),
-                            a.topk_weight.data(), a.margin.data());
-    k::moe_forward(a.tmp.data(), a.moe, a.h.data(), a.topk_idx.data(), a.topk_weight.data(),
-                   lw.exp_gate, lw.exp_up, lw.exp_down, T, H, I, E, K);
-    add_inplace(a.x.data(), a.tmp.data(), a.x.size());
+    {
+        prof::Scope ps(prof::Region::Router);
+        k::linear_forward(a.router_logits.data(), a.h.data(), lw.router, nullptr, T, E, H);
+        std::vector<uint8_t> allowed;
+        if (iv) {
+            POLYMOE_CHECK(!a.train, "interventions are for evaluation, not training");
+            apply_steer(a.router_logits.data(), *iv, T, E);
+            if (!iv->mask.empty()) {
+                POLYMOE_CHECK(static_cast<int64_t>(iv->mask.size()) == E, "mask of {} experts",
+                              iv->mask.size());
+                allowed.resize(static_cast<size_t>(E));
+                int64_t n = 0;
+                for (int64_t e = 0; e < E; ++e)
+                    n += allowed[e] = !iv->mask[e];
+                if (n < K)
+                    fail("model",
+                         "intervention at layer {}: expected at least {} experts left "
+                         "after masking, found {}",
+                         l, K, n);
+            }
+        }
+        k::router_forward(a.probs.data(), a.topk_idx.data(), a.topk_weight.data(), a.margin.data(),
+                          a.lse.data(), a.router_logits.data(), T, E, K, c.norm_topk_prob,
+                          allowed.empty() ? nullptr : allowed.data());
+        if (iv && !iv->drop.empty())
+            for (int64_t i = 0; i < T * K; ++i)
+                if (iv->drop[static_cast<size_t>(a.topk_idx[i])]) a.topk_weight[i] = 0.0f;
+        if (losses) losses->add_layer(l, a.probs.data(), a.topk_idx.data(), a.lse.data(), mask, T);
+        if (observer)
+            observer->on_router(l, T, E, K, a.router_logits.data(), a.probs.data(),
+                                a.topk_idx.data(), a.topk_weight.data(), a.margin.data());
+    }
+    {
+        prof::Scope ps(prof::Region::Experts);
+        k::moe_forward(a.tmp.data(), a.moe, a.h.data(), a.topk_idx.data(), a.topk_weight.data(),
+                       lw.exp_gate, lw.exp_up, lw.exp_down, T, H, I, E, K);
+    }
+    {
+        prof::Scope ps(prof::Region::Residual);
+        add_inplace(a.x.data(), a.tmp.data(), a.x.size());
+    }
     if (sv) {
+        prof::Scope ps(prof::Region::Save);
         sv->h2 = a.h;
         sv->probs = a.probs;
         sv->topk_weight = a.topk_weight;
@@ -264,14 +304,21 @@ ForwardResult forward_layers(Activations& a,
                  "token id at row {} position {}: expected 0 <= id < vocab_size {}, found {}",
                  t / S, t % S, V, ids[t]);
 
-    k::embedding_forward(a.x.data(), ids, w.embed(), T, H);
+    {
+        prof::Scope ps(prof::Region::Embedding);
+        k::embedding_forward(a.x.data(), ids, w.embed(), T, H);
+    }
     k::RouterLossAccumulator router_losses(c.num_hidden_layers, E, K);
     for (int l = 0; l < c.num_hidden_layers; ++l) {
         const LayerIntervention* iv = intervention ? intervention->at(l) : nullptr;
         if (a.train && a.recompute) {
             LayerSaved& sv = a.saved[l];
-            sv.x_in = a.x;
+            {
+                prof::Scope ps(prof::Region::Save);
+                sv.x_in = a.x;
+            }
             layer_forward(a, w, l, mask, nullptr, &router_losses, observer, iv);
+            prof::Scope ps(prof::Region::Save);
             sv.topk_idx = a.topk_idx;
             sv.lse = a.lse;
         } else {
@@ -310,12 +357,18 @@ ForwardResult olmoe_forward(Activations& a,
     ForwardResult r = forward_layers(a, w, ids, mask, B, S, observer, intervention);
     if (!a.logits.empty()) {
         const int64_t T = B * S, H = c.hidden_size, V = c.vocab_size;
-        k::rmsnorm_forward(a.h.data(), nullptr, a.x.data(), w.final_norm(), T, H,
-                           static_cast<float>(c.rms_norm_eps));
-        k::linear_forward(a.logits.data(), a.h.data(), w.lm_head(), nullptr, T, V, H);
-        shift_targets(a.targets.data(), ids, mask, T, S);
-        r.ce = k::cross_entropy_forward(a.ce_rows.data(), a.logits.data(), a.targets.data(), T, V,
-                                        &r.ce_tokens);
+        {
+            prof::Scope ps(prof::Region::Norm);
+            k::rmsnorm_forward(a.h.data(), nullptr, a.x.data(), w.final_norm(), T, H,
+                               static_cast<float>(c.rms_norm_eps));
+        }
+        {
+            prof::Scope ps(prof::Region::Head);
+            k::linear_forward(a.logits.data(), a.h.data(), w.lm_head(), nullptr, T, V, H);
+            shift_targets(a.targets.data(), ids, mask, T, S);
+            r.ce = k::cross_entropy_forward(a.ce_rows.data(), a.logits.data(), a.targets.data(), T,
+                                            V, &r.ce_tokens);
+        }
     }
     set_totals(r, c);
     return r;
@@ -511,8 +564,12 @@ void backward(float* grad,
     };
     auto &rstd_f = sized(bb.rstd_f, T), &dh = sized(bb.dh, T * H), &dx = sized(bb.dx, T * H),
          &tmp = sized(bb.tmp, T * H);
+    prof::PhaseScope phase(prof::Phase::Backward);
     float* hf = a.h.data();  // free after the layers (the MoE input is saved in a.saved)
-    k::rmsnorm_forward(hf, rstd_f.data(), a.x.data(), w.final_norm(), T, H, eps);
+    {
+        prof::Scope ps(prof::Region::Norm);
+        k::rmsnorm_forward(hf, rstd_f.data(), a.x.data(), w.final_norm(), T, H, eps);
+    }
     shift_targets(a.targets.data(), ids, mask, T, S);
     fr.ce_tokens =
         std::count_if(a.targets.begin(), a.targets.end(), [](int32_t t) { return t != -100; });
@@ -521,15 +578,18 @@ void backward(float* grad,
     const bool tied = c.tie_word_embeddings;
     float* dlm = G(tied ? ParamKind::Embedding : ParamKind::LmHead);
     const bool dhead = below(8 * L + 1);
-    for (int64_t r0 = 0; r0 < T; r0 += a.head_rows) {
-        const int64_t n = std::min(a.head_rows, T - r0);
-        float* z = a.head_chunk.data();
-        k::linear_forward(z, hf + r0 * H, w.lm_head(), nullptr, n, V, H);
-        k::cross_entropy_fused(a.ce_rows.data() + r0, z, a.targets.data() + r0, n, V, scale,
-                               nullptr);
-        if (dlm || dhead)
-            k::linear_backward(dhead ? dh.data() + r0 * H : nullptr, dlm, nullptr, z, hf + r0 * H,
-                               w.lm_head(), n, V, H);
+    {
+        prof::Scope ps(prof::Region::Head);
+        for (int64_t r0 = 0; r0 < T; r0 += a.head_rows) {
+            const int64_t n = std::min(a.head_rows, T - r0);
+            float* z = a.head_chunk.data();
+            k::linear_forward(z, hf + r0 * H, w.lm_head(), nullptr, n, V, H);
+            k::cross_entropy_fused(a.ce_rows.data() + r0, z, a.targets.data() + r0, n, V, scale,
+                                   nullptr);
+            if (dlm || dhead)
+                k::linear_backward(dhead ? dh.data() + r0 * H : nullptr, dlm, nullptr, z,
+                                   hf + r0 * H, w.lm_head(), n, V, H);
+        }
     }
     // The mean in row order, as cross_entropy_forward sums it.
     double ce_sum = 0;
@@ -538,12 +598,18 @@ void backward(float* grad,
     fr.ce = fr.ce_tokens > 0 ? ce_sum / double(fr.ce_tokens) : 0.0;
     set_totals(fr, c);
     if (!dhead) return;
-    k::rmsnorm_backward(dx.data(), G(ParamKind::FinalNorm), dh.data(), a.x.data(), w.final_norm(),
-                        rstd_f.data(), T, H);
+    {
+        prof::Scope ps(prof::Region::Norm);
+        k::rmsnorm_backward(dx.data(), G(ParamKind::FinalNorm), dh.data(), a.x.data(),
+                            w.final_norm(), rstd_f.data(), T, H);
+    }
     if (!below(8 * L)) return;
 
     auto &dprobs = bb.dprobs, &dlse = bb.dlse;
-    router_loss_grads(dprobs, dlse, a, c, mask, T, objective, norm);
+    {
+        prof::Scope ps(prof::Region::Router);
+        router_loss_grads(dprobs, dlse, a, c, mask, T, objective, norm);
+    }
     auto &dh2 = sized(bb.dh2, T * H), &dtw = sized(bb.dtw, T * K), &drl = sized(bb.drl, T * E),
          &datt = sized(bb.datt, T * QW), &dq = sized(bb.dq, T * QW), &dk = sized(bb.dk, T * KW),
          &dv = sized(bb.dv, T * KW), &g = sized(bb.g, std::max(QW, KW) * T),
@@ -554,69 +620,117 @@ void backward(float* grad,
         // With a.recompute the layer's forward runs again from its saved input, into one scratch
         // set: the same kernels on the same inputs, so the same values bit for bit.
         if (a.recompute) {
-            std::copy(a.saved[l].x_in.begin(), a.saved[l].x_in.end(), a.x.begin());
+            prof::PhaseScope recompute(prof::Phase::Recompute);
+            {
+                prof::Scope ps(prof::Region::Save);
+                std::copy(a.saved[l].x_in.begin(), a.saved[l].x_in.end(), a.x.begin());
+            }
             layer_forward(a, w, l, mask, &a.recomputed, nullptr, nullptr, nullptr);
         }
         LayerSaved& sv = a.recompute ? a.recomputed : a.saved[l];
         const LayerWeights lw = w.layer(l);  // GEMM weights f32, or bf16 in bf16-compute mode
         // MoE block: x_out = x_mid + moe(h2); dx holds d x_out.
-        for (int e = 0; e < E; ++e) {
-            dgate[e] = G(ParamKind::ExpertGate, l, e);
-            dup[e] = G(ParamKind::ExpertUp, l, e);
-            ddown[e] = G(ParamKind::ExpertDown, l, e);
+        {
+            prof::Scope ps(prof::Region::Experts);
+            for (int e = 0; e < E; ++e) {
+                dgate[e] = G(ParamKind::ExpertGate, l, e);
+                dup[e] = G(ParamKind::ExpertUp, l, e);
+                ddown[e] = G(ParamKind::ExpertDown, l, e);
+            }
+            k::moe_backward(below(p0 + 5) ? dh2.data() : nullptr, dtw.data(), dgate.data(),
+                            dup.data(), ddown.data(), sv.moe, dx.data(), sv.topk_weight.data(),
+                            lw.exp_gate, lw.exp_up, lw.exp_down, T, H, I, E, K);
         }
-        k::moe_backward(below(p0 + 5) ? dh2.data() : nullptr, dtw.data(), dgate.data(), dup.data(),
-                        ddown.data(), sv.moe, dx.data(), sv.topk_weight.data(), lw.exp_gate,
-                        lw.exp_up, lw.exp_down, T, H, I, E, K);
         if (!below(p0 + 6)) return;
-        k::router_backward(drl.data(), dtw.data(), dprobs[l].data(), dlse[l].data(),
-                           sv.probs.data(), sv.topk_idx.data(), T, E, K, c.norm_topk_prob);
-        k::linear_backward(below(p0 + 5) ? tmp.data() : nullptr, G(ParamKind::RouterGate, l),
-                           nullptr, drl.data(), sv.h2.data(), lw.router, T, E, H);
-        if (!below(p0 + 5)) return;
-        add_to(dh2.data(), tmp);
-        k::rmsnorm_backward(tmp.data(), G(ParamKind::PostNorm, l), dh2.data(), sv.x_mid.data(),
-                            lw.post_norm, sv.rstd2.data(), T, H);
-        if (!below(p0 + 4)) return;
-        add_to(dx.data(), tmp);  // dx = d x_mid
-        // Attention block: x_mid = x_in + o_proj(att).
-        k::linear_backward(below(p0 + 3) ? datt.data() : nullptr, G(ParamKind::OProj, l),
-                           G(ParamKind::OBias, l), dx.data(), sv.att.data(), lw.o_proj, T, H, QW);
-        if (!below(p0 + 3)) return;
-        k::attention_backward(dq.data(), dk.data(), dv.data(), datt.data(), sv.q.data(),
-                              sv.k.data(), sv.v.data(), mask, B, S, NH, KVH, HD);
-        k::rope_backward(dq.data(), a.rope, B, S, NH, HD);
-        k::rope_backward(dk.data(), a.rope, B, S, KVH, HD);
-        if (c.clip_qkv) {
-            const auto cq = static_cast<float>(*c.clip_qkv);
-            clip_mask(dq.data(), sv.qn, cq);
-            clip_mask(dk.data(), sv.kn, cq);
-            clip_mask(dv.data(), sv.v_lin, cq);
+        {
+            prof::Scope ps(prof::Region::Router);
+            k::router_backward(drl.data(), dtw.data(), dprobs[l].data(), dlse[l].data(),
+                               sv.probs.data(), sv.topk_idx.data(), T, E, K, c.norm_topk_prob);
+            k::linear_backward(below(p0 + 5) ? tmp.data() : nullptr, G(ParamKind::RouterGate, l),
+                               nullptr, drl.data(), sv.h2.data(), lw.router, T, E, H);
         }
-        // q/k norms (full width), in place: dq, dk become gradients of the projections.
-        k::rmsnorm_backward(g.data(), G(ParamKind::QNorm, l), dq.data(), sv.q_lin.data(), lw.q_norm,
-                            sv.q_rstd.data(), T, QW);
-        std::copy(g.begin(), g.begin() + T * QW, dq.begin());
-        k::rmsnorm_backward(g.data(), G(ParamKind::KNorm, l), dk.data(), sv.k_lin.data(), lw.k_norm,
-                            sv.k_rstd.data(), T, KW);
-        std::copy(g.begin(), g.begin() + T * KW, dk.begin());
+        if (!below(p0 + 5)) return;
+        {
+            prof::Scope ps(prof::Region::Residual);
+            add_to(dh2.data(), tmp);
+        }
+        {
+            prof::Scope ps(prof::Region::Norm);
+            k::rmsnorm_backward(tmp.data(), G(ParamKind::PostNorm, l), dh2.data(), sv.x_mid.data(),
+                                lw.post_norm, sv.rstd2.data(), T, H);
+        }
+        if (!below(p0 + 4)) return;
+        {
+            prof::Scope ps(prof::Region::Residual);
+            add_to(dx.data(), tmp);  // dx = d x_mid
+        }
+        // Attention block: x_mid = x_in + o_proj(att).
+        {
+            prof::Scope ps(prof::Region::OProj);
+            k::linear_backward(below(p0 + 3) ? datt.data() : nullptr, G(ParamKind::OProj, l),
+                               G(ParamKind::OBias, l), dx.data(), sv.att.data(), lw.o_proj, T, H,
+                               QW);
+        }
+        if (!below(p0 + 3)) return;
+        {
+            prof::Scope ps(prof::Region::Attention);
+            k::attention_backward(dq.data(), dk.data(), dv.data(), datt.data(), sv.q.data(),
+                                  sv.k.data(), sv.v.data(), mask, B, S, NH, KVH, HD);
+        }
+        {
+            prof::Scope ps(prof::Region::Rope);
+            k::rope_backward(dq.data(), a.rope, B, S, NH, HD);
+            k::rope_backward(dk.data(), a.rope, B, S, KVH, HD);
+            if (c.clip_qkv) {
+                const auto cq = static_cast<float>(*c.clip_qkv);
+                clip_mask(dq.data(), sv.qn, cq);
+                clip_mask(dk.data(), sv.kn, cq);
+                clip_mask(dv.data(), sv.v_lin, cq);
+            }
+        }
+        {
+            prof::Scope ps(prof::Region::Norm);
+            // q/k norms (full width), in place: dq, dk become gradients of the projections.
+            k::rmsnorm_backward(g.data(), G(ParamKind::QNorm, l), dq.data(), sv.q_lin.data(),
+                                lw.q_norm, sv.q_rstd.data(), T, QW);
+            std::copy(g.begin(), g.begin() + T * QW, dq.begin());
+            k::rmsnorm_backward(g.data(), G(ParamKind::KNorm, l), dk.data(), sv.k_lin.data(),
+                                lw.k_norm, sv.k_rstd.data(), T, KW);
+            std::copy(g.begin(), g.begin() + T * KW, dk.begin());
+        }
         if (!below(p0 + 2)) return;
         // Recompute the normed layer input h = rms(x_in) * w_in for the projection gradients.
-        k::rmsnorm_forward(h.data(), nullptr, sv.x_in.data(), lw.input_norm, T, H, eps);
+        {
+            prof::Scope ps(prof::Region::Norm);
+            k::rmsnorm_forward(h.data(), nullptr, sv.x_in.data(), lw.input_norm, T, H, eps);
+        }
         const bool din = below(p0 + 1);
-        k::linear_backward(din ? dh.data() : nullptr, G(ParamKind::QProj, l),
-                           G(ParamKind::QBias, l), dq.data(), h.data(), lw.q_proj, T, QW, H);
-        k::linear_backward(din ? tmp.data() : nullptr, G(ParamKind::KProj, l),
-                           G(ParamKind::KBias, l), dk.data(), h.data(), lw.k_proj, T, KW, H);
-        if (din) add_to(dh.data(), tmp);
-        k::linear_backward(din ? tmp.data() : nullptr, G(ParamKind::VProj, l),
-                           G(ParamKind::VBias, l), dv.data(), h.data(), lw.v_proj, T, KW, H);
+        {
+            prof::Scope ps(prof::Region::QkvProj);
+            k::linear_backward(din ? dh.data() : nullptr, G(ParamKind::QProj, l),
+                               G(ParamKind::QBias, l), dq.data(), h.data(), lw.q_proj, T, QW, H);
+            k::linear_backward(din ? tmp.data() : nullptr, G(ParamKind::KProj, l),
+                               G(ParamKind::KBias, l), dk.data(), h.data(), lw.k_proj, T, KW, H);
+            if (din) add_to(dh.data(), tmp);
+            k::linear_backward(din ? tmp.data() : nullptr, G(ParamKind::VProj, l),
+                               G(ParamKind::VBias, l), dv.data(), h.data(), lw.v_proj, T, KW, H);
+        }
         if (!din) return;
-        add_to(dh.data(), tmp);
-        k::rmsnorm_backward(tmp.data(), G(ParamKind::InputNorm, l), dh.data(), sv.x_in.data(),
-                            lw.input_norm, sv.rstd1.data(), T, H);
-        add_to(dx.data(), tmp);  // dx = d x_in
+        {
+            prof::Scope ps(prof::Region::QkvProj);
+            add_to(dh.data(), tmp);
+        }
+        {
+            prof::Scope ps(prof::Region::Norm);
+            k::rmsnorm_backward(tmp.data(), G(ParamKind::InputNorm, l), dh.data(), sv.x_in.data(),
+                                lw.input_norm, sv.rstd1.data(), T, H);
+        }
+        {
+            prof::Scope ps(prof::Region::Residual);
+            add_to(dx.data(), tmp);  // dx = d x_in
+        }
     }
+    prof::Scope embedding_scope(prof::Region::Embedding);
     if (G(ParamKind::Embedding))
         k::embedding_backward(G(ParamKind::Embedding), dx.data(), ids, T, H,
                               c.pad_token_id ? *c.pad_token_id : -1);

@@ -7,6 +7,7 @@
 #include "core/check.h"
 #include "core/error.h"
 #include "core/parallel.h"
+#include "core/profile.h"
 
 namespace polymoe::train {
 
@@ -179,8 +180,12 @@ StepStats StepGradient::compute(float* grad) {
         const int32_t* mask = mb.mask.empty() ? nullptr : mb.mask.data();
         float* out = local == 1 ? grad : scratch_.data();
         // Zeroed in parallel: 4 GB per step at OLMoE's real dimensions with 2 layers.
-        parallel_for(static_cast<int64_t>(total), 1 << 16,
-                     [=](int64_t b, int64_t e, int) { std::fill(out + b, out + e, 0.0f); });
+        {
+            prof::PhaseScope phase(prof::Phase::Step);
+            prof::Scope ps(prof::Region::GradZero);
+            parallel_for(static_cast<int64_t>(total), 1 << 16,
+                         [=](int64_t b, int64_t e, int) { std::fill(out + b, out + e, 0.0f); });
+        }
         const model::ForwardResult r = model::olmoe_forward_backward(
             out, layout_, a_, w_, mb.ids.data(), mask, B_, S_, objective_, norm);
         if (global) {

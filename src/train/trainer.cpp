@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/fault.h"
+#include "core/profile.h"
 #include "core/resources.h"
 #include "core/timer.h"
 #include "io/hf_checkpoint.h"
@@ -411,18 +412,29 @@ std::vector<StepLog> train(model::OlmoeWeights& w,
                 if (!tr.layout.frozen(i)) trainable.push_back(i);
             grad[static_cast<size_t>(tr.layout.offset[trainable[trainable.size() / 2]])] = NAN;
         }
-        log.grad_norm = clip_grad_norm(grad, cfg.grad_clip);
+        {
+            prof::PhaseScope phase(prof::Phase::Step);
+            prof::Scope ps(prof::Region::Clip);
+            log.grad_norm = grad_norm(grad);
+        }
         if (!std::isfinite(log.grad_norm))
             fail("train",
                  "step {}: the gradient norm is {} (loss {}); first non-finite gradient: {}; "
                  "stopping before the update. The last good checkpoint is the latest step-N in {}",
                  t, log.grad_norm, log.loss, first_non_finite(grad, w.table, tr.layout.offset),
                  cfg.out.empty() ? "(none)" : cfg.out);
-        opt.step(w.master(), grad, log.lr, cfg.decay, tr.segments);
-        // bf16 compute: the GEMMs read a bf16 copy of the f32 master weights; re-round what the
-        // step changed (the trainable segments) so the next forward sees the updated weights.
-        for (const auto& sg : tr.segments)
-            w.refresh_bf16(sg.slab, sg.numel);
+        {
+            prof::PhaseScope phase(prof::Phase::Step);
+            prof::Scope ps(prof::Region::Optimizer);
+            // Clipping (PyTorch clip_grad_norm_ semantics) happens as AdamW reads the gradients.
+            opt.step(w.master(), grad, log.lr, cfg.decay, tr.segments,
+                     clip_coef(log.grad_norm, cfg.grad_clip));
+            // bf16 compute: the GEMMs read a bf16 copy of the f32 master weights; re-round what
+            // the step changed (the trainable segments) so the next forward sees the updated
+            // weights.
+            for (const auto& sg : tr.segments)
+                w.refresh_bf16(sg.slab, sg.numel);
+        }
         log.tokens = st.tokens;
         log.seconds = timer.seconds();
         log.rss_mib = current_rss_mib();  // first: the peak read after it is >= it

@@ -415,6 +415,41 @@ TEST_F(Cli, TrainTrainableSubsetWithPeriodicEval) {
     EXPECT_NE(noeval.out.find("--eval-interval"), std::string::npos) << noeval.out;
 }
 
+// bench --profile: the regions of a training step are disjoint (their sum stays within the mean
+// step) and cover the forward, backward and optimizer; a forward has forward regions only.
+TEST_F(Cli, BenchProfileSplitsTheStepIntoDisjointRegions) {
+    const std::string common = " --preset micro --seq 64 --repeats 2 --threads 2 --profile --out ";
+    Result t = run("bench train --recompute" + common + p("train.jsonl"));
+    ASSERT_EQ(t.code, 0) << t.out;
+    EXPECT_NE(t.out.find("bwd.experts"), std::string::npos) << t.out;  // the stderr table
+    Result f = run("bench forward" + common + p("fwd.jsonl"));
+    ASSERT_EQ(f.code, 0) << f.out;
+    for (const std::string name : {"train", "fwd"}) {
+        std::ifstream in(dir / (name + ".jsonl"));
+        std::string line;
+        ASSERT_TRUE(std::getline(in, line)) << name;
+        const auto prof = nlohmann::json::parse(line).at("profile");
+        std::set<std::string> regions;
+        double sum = 0;
+        for (const auto& r : prof.at("regions")) {
+            regions.insert(r.at("region").get<std::string>());
+            EXPECT_GT(r.at("s_per_step").get<double>(), 0.0) << r;
+            sum += r.at("s_per_step").get<double>();
+        }
+        const double mean = prof.at("mean_s").get<double>();
+        EXPECT_LE(sum, mean * (1 + 1e-9)) << line;  // nested or double-counted regions fail this
+        EXPECT_NEAR(prof.at("unprofiled_s_per_step").get<double>(), mean - sum, 1e-9 * mean);
+        for (const char* r : {"fwd.embedding", "fwd.norm", "fwd.qkv_proj", "fwd.attention",
+                              "fwd.router", "fwd.experts"})
+            EXPECT_TRUE(regions.count(r)) << name << " lacks " << r;
+        const bool train = name == "train";
+        for (const char* r : {"bwd.head", "bwd.experts", "bwd.attention", "recompute.experts",
+                              "step.grad_zero", "step.clip", "step.optimizer"})
+            EXPECT_EQ(regions.count(r), train ? 1u : 0u) << name << ": " << r;
+        EXPECT_EQ(regions.count("fwd.head"), train ? 0u : 1u) << name;
+    }
+}
+
 TEST_F(Cli, BadInputsNameTheProblem) {
     ASSERT_EQ(run("init --preset micro --out " + p("m")).code, 0);
     write("tokens.txt", "1 2 3\n");
