@@ -502,6 +502,7 @@ void backward(float* grad,
     const int64_t L = c.num_hidden_layers;
     const auto eps = static_cast<float>(c.rms_norm_eps);
     POLYMOE_CHECK(a.train && a.B == B && a.S == S, "backward needs a training forward");
+    prof::PhaseScope phase(prof::Phase::Backward);
     const ParamTable& tab = w.table;
     POLYMOE_CHECK(layout.offset.size() == tab.params().size(), "gradient layout size");
     // Gradient of one parameter, or null when it is frozen (or absent, as biases may be).
@@ -553,6 +554,27 @@ void backward(float* grad,
         if (!layout.frozen(i)) lowest = std::min(lowest, position(tab.params()[i]));
     auto below = [&](int64_t pos) { return lowest < pos; };
 
+    // Every trainable gradient is written, not added to, so the caller need not zero the buffer
+    // (4 GB a step at OLMoE's real dimensions with 2 layers, and the weight-gradient GEMMs then
+    // do not read their output). The GEMM weights' gradients are assigned by their one GEMM
+    // (experts without rows get zeros in moe_backward; the lm head's first chunk assigns, the
+    // others add). What is summed from several contributions starts from zero here: the RMSNorm
+    // weights and the untied embedding (a scatter over tokens; tied, it starts as the head's).
+    {
+        prof::Scope ps(prof::Region::GradZero);
+        for (size_t i = 0; i < tab.params().size(); ++i) {
+            const ParamSpec& p = tab.params()[i];
+            const bool summed = p.kind == ParamKind::InputNorm || p.kind == ParamKind::PostNorm ||
+                                p.kind == ParamKind::QNorm || p.kind == ParamKind::KNorm ||
+                                p.kind == ParamKind::FinalNorm ||
+                                (p.kind == ParamKind::Embedding && !c.tie_word_embeddings);
+            if (!summed || layout.frozen(i)) continue;
+            float* g = grad + layout.offset[i];
+            parallel_for(p.numel, 1 << 14,
+                         [=](int64_t b, int64_t e, int) { std::fill(g + b, g + e, 0.0f); });
+        }
+    }
+
     // Head, in chunks of a.head_rows rows so that [T, V] logits never exist: per chunk the
     // logits, then the cross-entropy value and its gradient at once (overwriting the logits),
     // then the lm-head gradients. The CE gradient is known before the loss value: every
@@ -564,7 +586,6 @@ void backward(float* grad,
     };
     auto &rstd_f = sized(bb.rstd_f, T), &dh = sized(bb.dh, T * H), &dx = sized(bb.dx, T * H),
          &tmp = sized(bb.tmp, T * H);
-    prof::PhaseScope phase(prof::Phase::Backward);
     float* hf = a.h.data();  // free after the layers (the MoE input is saved in a.saved)
     {
         prof::Scope ps(prof::Region::Norm);
@@ -588,7 +609,7 @@ void backward(float* grad,
                                    nullptr);
             if (dlm || dhead)
                 k::linear_backward(dhead ? dh.data() + r0 * H : nullptr, dlm, nullptr, z,
-                                   hf + r0 * H, w.lm_head(), n, V, H);
+                                   hf + r0 * H, w.lm_head(), n, V, H, /*accumulate=*/r0 > 0);
         }
     }
     // The mean in row order, as cross_entropy_forward sums it.
@@ -647,7 +668,8 @@ void backward(float* grad,
             k::router_backward(drl.data(), dtw.data(), dprobs[l].data(), dlse[l].data(),
                                sv.probs.data(), sv.topk_idx.data(), T, E, K, c.norm_topk_prob);
             k::linear_backward(below(p0 + 5) ? tmp.data() : nullptr, G(ParamKind::RouterGate, l),
-                               nullptr, drl.data(), sv.h2.data(), lw.router, T, E, H);
+                               nullptr, drl.data(), sv.h2.data(), lw.router, T, E, H,
+                               /*accumulate=*/false);
         }
         if (!below(p0 + 5)) return;
         {
@@ -669,7 +691,7 @@ void backward(float* grad,
             prof::Scope ps(prof::Region::OProj);
             k::linear_backward(below(p0 + 3) ? datt.data() : nullptr, G(ParamKind::OProj, l),
                                G(ParamKind::OBias, l), dx.data(), sv.att.data(), lw.o_proj, T, H,
-                               QW);
+                               QW, /*accumulate=*/false);
         }
         if (!below(p0 + 3)) return;
         {
@@ -708,12 +730,15 @@ void backward(float* grad,
         {
             prof::Scope ps(prof::Region::QkvProj);
             k::linear_backward(din ? dh.data() : nullptr, G(ParamKind::QProj, l),
-                               G(ParamKind::QBias, l), dq.data(), h.data(), lw.q_proj, T, QW, H);
+                               G(ParamKind::QBias, l), dq.data(), h.data(), lw.q_proj, T, QW, H,
+                               /*accumulate=*/false);
             k::linear_backward(din ? tmp.data() : nullptr, G(ParamKind::KProj, l),
-                               G(ParamKind::KBias, l), dk.data(), h.data(), lw.k_proj, T, KW, H);
+                               G(ParamKind::KBias, l), dk.data(), h.data(), lw.k_proj, T, KW, H,
+                               /*accumulate=*/false);
             if (din) add_to(dh.data(), tmp);
             k::linear_backward(din ? tmp.data() : nullptr, G(ParamKind::VProj, l),
-                               G(ParamKind::VBias, l), dv.data(), h.data(), lw.v_proj, T, KW, H);
+                               G(ParamKind::VBias, l), dv.data(), h.data(), lw.v_proj, T, KW, H,
+                               /*accumulate=*/false);
         }
         if (!din) return;
         {

@@ -136,8 +136,8 @@ struct LossNorm {
 int64_t count_targets(const int32_t* mask, int64_t B, int64_t S);
 
 // One training forward and backward of `objective`: the losses (as olmoe_forward's) and their
-// gradient accumulated into `grad`, laid out by `layout` ([layout.total]): frozen parameters get
-// nothing, and work that only feeds them is skipped (their weight-gradient GEMMs, and the whole
+// gradient written into `grad` (every element overwritten: it need not be zeroed), laid out by
+// `layout` ([layout.total]): frozen parameters get nothing, and work that only feeds them is skipped (their weight-gradient GEMMs, and the whole
 // backward below the lowest trainable parameter); the gradients that are computed are those of
 // the full backward, bit for bit. The pad embedding row gets no gradient; experts that received
 // no token get zero; top-k selections carry no gradient. `a` comes from

@@ -179,13 +179,7 @@ StepStats StepGradient::compute(float* grad) {
         Micro& mb = micro_[k];
         const int32_t* mask = mb.mask.empty() ? nullptr : mb.mask.data();
         float* out = local == 1 ? grad : scratch_.data();
-        // Zeroed in parallel: 4 GB per step at OLMoE's real dimensions with 2 layers.
-        {
-            prof::PhaseScope phase(prof::Phase::Step);
-            prof::Scope ps(prof::Region::GradZero);
-            parallel_for(static_cast<int64_t>(total), 1 << 16,
-                         [=](int64_t b, int64_t e, int) { std::fill(out + b, out + e, 0.0f); });
-        }
+        // The backward overwrites every element of `out` (no zeroing pass needed).
         const model::ForwardResult r = model::olmoe_forward_backward(
             out, layout_, a_, w_, mb.ids.data(), mask, B_, S_, objective_, norm);
         if (global) {

@@ -6,6 +6,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "core/parallel.h"
@@ -564,8 +565,10 @@ TEST(MoeBackward, MatchesFiniteDifferencesWithFrozenRouting) {
     MoeWorkspace ws;
     moe_forward(out.data(), ws, x.data(), idx.data(), w.data(), wg.data(), wu.data(), wd.data(), T,
                 H, I, E, K);
-    std::vector<float> dx(T * H), dw(T * K), dwg(wg.size(), 0.0f), dwu(wu.size(), 0.0f),
-        dwd(wd.size(), 0.0f);
+    // Weight gradients are assigned, not accumulated: NaN-filled buffers must come out finite.
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    std::vector<float> dx(T * H), dw(T * K), dwg(wg.size(), nan), dwu(wu.size(), nan),
+        dwd(wd.size(), nan);
     moe_backward(dx.data(), dw.data(), dwg.data(), dwu.data(), dwd.data(), ws, dout.data(),
                  w.data(), wg.data(), wu.data(), wd.data(), T, H, I, E, K);
     auto X = to_double(x), W = to_double(w), G = to_double(wg), U = to_double(wu),

@@ -166,7 +166,8 @@ void linear_backward(float* din,
                      Weight w,
                      int64_t M,
                      int64_t N,
-                     int64_t K) {
+                     int64_t K,
+                     bool accumulate) {
     if (w.bf16 && M > 0 && (din || dw)) {
         // bf16 compute: both GEMMs on bf16-rounded operands, f32 accumulation. The rounded
         // copies live in thread_local buffers, taken here before parallel_for forks.
@@ -182,12 +183,12 @@ void linear_backward(float* din,
             round_transpose(dout_b.data(), dout, M, N);  // [N, M]
             round_rows(in_b.data(), in, M, K);
             gemm_any(Dt::bf16, dw, K, dout_b.data(), M, false, in_b.data(), K, false, N, K, M,
-                     true);
+                     accumulate);
         }
     } else {
         POLYMOE_CHECK(!din || !w.empty(), "linear_backward: din requested without a weight");
         if (din) gemm(din, K, dout, N, false, w.f32, K, false, M, K, N, false);  // [M,N]·[N,K]
-        if (dw) gemm(dw, K, dout, N, true, in, K, false, N, K, M, true);  // [N,M]·[M,K], acc
+        if (dw) gemm(dw, K, dout, N, true, in, K, false, N, K, M, accumulate);   // [N,M]·[M,K]
     }
     if (dbias) {
         parallel_for(N, 64, [&](int64_t b, int64_t e, int) {
@@ -195,7 +196,7 @@ void linear_backward(float* din,
                 double s = 0.0;
                 for (int64_t m = 0; m < M; ++m)
                     s += dout[m * N + n];
-                dbias[n] += static_cast<float>(s);
+                dbias[n] = accumulate ? dbias[n] + static_cast<float>(s) : static_cast<float>(s);
             }
         });
     }

@@ -2,8 +2,8 @@
 // PyTorch nn.Linear convention:
 //   forward:  out[M, N] = in[M, K] · w[N, K]^T (+ bias[N])
 //   backward: din[M, K] = dout[M, N] · w[N, K]              (assigned)
-//             dw[N, K] += dout[M, N]^T · in[M, K]            (accumulated)
-//             dbias[N] += sum over rows of dout (double)      (accumulated)
+//             dw[N, K] += dout[M, N]^T · in[M, K]            (accumulated, or assigned)
+//             dbias[N] += sum over rows of dout (double)      (accumulated, or assigned)
 // Weights are f32 or bf16 (`Weight`). f32 weights: f32 GEMM, f32 accumulation. bf16 weights:
 // the input rows are rounded to bf16 (RNE) and oneDNN's bf16 GEMM (AVX512-BF16) accumulates in
 // f32 and writes f32 — the "bf16 compute" mode, ~2x the f32 peak, at bf16 input precision.
@@ -50,6 +50,8 @@ void linear_forward(float* out,
 // gradient) in both modes. f32 weights: f32 GEMMs. bf16 weights (bf16 compute, mixed precision):
 // dout, and for dw also in, are rounded to bf16 (RNE) and both GEMMs run in bf16 with f32
 // accumulation, like the forward; din sees the same bf16 weight values as the forward did.
+// accumulate = false assigns dw and dbias instead (no read of their old contents: the model's
+// backward writes each weight gradient once, so the gradient buffer need not be zeroed).
 void linear_backward(float* din,
                      float* dw,
                      float* dbias,
@@ -58,7 +60,8 @@ void linear_backward(float* din,
                      Weight w,
                      int64_t M,
                      int64_t N,
-                     int64_t K);
+                     int64_t K,
+                     bool accumulate = true);
 
 // General f32 GEMM on row-major matrices with leading dimensions (elements between rows):
 //   c[M, N] = op(a)[M, K] · op(b)[K, N]      (acc: c += ...)

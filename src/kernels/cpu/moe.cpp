@@ -3,6 +3,7 @@
 // rows.
 #include "kernels/cpu/moe.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -129,12 +130,25 @@ void moe_backward(float* dx,
             }
         }
     });
+    // Weight gradients are assigned; an expert without rows gets zeros (its weight decay still
+    // applies in AdamW).
+    auto zero = [](float* p, int64_t n) {
+        if (p)
+            parallel_for(n, 1 << 14,
+                         [=](int64_t b, int64_t e, int) { std::fill(p + b, p + e, 0.0f); });
+    };
     for (int64_t e = 0; e < E; ++e) {
         const int64_t n = ws.count[e], r0 = ws.offset[e];
         float* dwd = grad_of(dw_down, e);
-        if (n == 0 || (!needs_da(e) && !dwd)) continue;
+        if (n == 0) {
+            zero(dwd, H * I);
+            zero(grad_of(dw_gate, e), I * H);
+            zero(grad_of(dw_up, e), I * H);
+            continue;
+        }
+        if (!needs_da(e) && !dwd) continue;
         linear_backward(needs_da(e) ? &ws.da[r0 * I] : nullptr, dwd, nullptr, &ws.dy[r0 * H],
-                        &ws.a[r0 * I], w_down.offset(e * H * I), n, H, I);
+                        &ws.a[r0 * I], w_down.offset(e * H * I), n, H, I, /*accumulate=*/false);
     }
     auto silu_backward = [&](int64_t b, int64_t e, int) {
         for (int64_t i = b; i < e; ++i) {
@@ -160,9 +174,9 @@ void moe_backward(float* dx,
         if (n == 0 || (!dx && !dwg && !dwu)) continue;
         if (dx) tmp.resize(static_cast<size_t>(n * H));
         linear_backward(dx ? &ws.dxg[r0 * H] : nullptr, dwg, nullptr, &ws.dg[r0 * I],
-                        &ws.xg[r0 * H], w_gate.offset(e * I * H), n, I, H);
+                        &ws.xg[r0 * H], w_gate.offset(e * I * H), n, I, H, /*accumulate=*/false);
         linear_backward(dx ? tmp.data() : nullptr, dwu, nullptr, &ws.du[r0 * I], &ws.xg[r0 * H],
-                        w_up.offset(e * I * H), n, I, H);
+                        w_up.offset(e * I * H), n, I, H, /*accumulate=*/false);
         if (!dx) continue;
         float* dst = &ws.dxg[r0 * H];
         for (int64_t i = 0; i < n * H; ++i)
