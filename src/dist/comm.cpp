@@ -31,8 +31,11 @@ void add(float* x, const float* y, size_t n) {
 }
 
 #ifdef POLYMOE_HAVE_MPI
-// MPI counts are int: large buffers move in chunks of this many elements.
-constexpr size_t kChunk = size_t{1} << 28;
+// Gradients move in chunks of this many elements (16 MiB): MPI counts are int, and a receiving
+// rank needs a buffer of one chunk only, kept between calls. Allocating a fresh buffer the size
+// of the gradient at every step cost 0.53 s of page faults for 132 MB on this VM, 40 % of a
+// 2-rank `tiny` step.
+constexpr size_t kChunk = size_t{1} << 22;
 
 void finalize_at_exit() {
     int done = 0;
@@ -73,10 +76,11 @@ Comm& Comm::init() {
 void Comm::tree_sum(float* x, size_t n) const {
     if (size_ == 1) return;
 #ifdef POLYMOE_HAVE_MPI
-    std::vector<float> buf(std::min(n, kChunk));
+    std::vector<float>& buf = recv_;
     for (int step = 1; step < size_; step *= 2) {
         if (rank_ % (2 * step) == 0) {
             if (rank_ + step >= size_) continue;
+            if (buf.size() < std::min(n, kChunk)) buf.resize(std::min(n, kChunk));
             for (size_t o = 0; o < n; o += kChunk) {
                 const size_t m = std::min(kChunk, n - o);
                 MPI_Recv(buf.data(), static_cast<int>(m), MPI_FLOAT, rank_ + step, step,

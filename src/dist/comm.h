@@ -46,6 +46,7 @@ public:
 private:
     int rank_ = 0, size_ = 1;
     bool mpi_ = false;
+    mutable std::vector<float> recv_;  // tree_sum's receive buffer (one chunk), reused
 };
 
 // Sums vectors pushed one by one (a rank's micro-batch gradients) along the binary tree of
