@@ -225,14 +225,20 @@ TEST(ParamPattern, GlobsBracesRangesRegexGroupsAndExclusions) {
     EXPECT_TRUE(throws_error_with([&] { select_params(t, " , ", "--trainable"); }, {"term"}));
 }
 
+// A fixed batch of n token ids below 250 (within every preset's vocabulary).
+std::vector<int32_t> fixed_ids(int64_t n) {
+    std::vector<int32_t> ids(static_cast<size_t>(n));
+    for (size_t i = 0; i < ids.size(); ++i)
+        ids[i] = static_cast<int32_t>((i * 37 + 11) % 250);
+    return ids;
+}
+
 // The subset backward computes the trainable gradients of the full backward (same batch, same
 // weights), for patterns that stop it at different depths.
 TEST(Trainable, GradientsEqualThoseOfTheFullBackward) {
     model::OlmoeWeights w = fresh();
     const int64_t B = 2, S = 16;
-    std::vector<int32_t> ids(B * S);
-    for (size_t i = 0; i < ids.size(); ++i)
-        ids[i] = static_cast<int32_t>((i * 37 + 11) % 250);
+    const std::vector<int32_t> ids = fixed_ids(B * S);
     model::Activations a;
     model::allocate_activations(a, w.config, B, S, true, true);
     std::vector<float> full(w.slab.size(), 0.0f);
@@ -278,9 +284,7 @@ TEST(Trainable, BackwardOverwritesEveryGradientElement) {
         model::OlmoeWeights w(cfg);
         model::init_weights(w, 3);
         const int64_t B = 1, S = 16;
-        std::vector<int32_t> ids(B * S);
-        for (size_t i = 0; i < ids.size(); ++i)
-            ids[i] = static_cast<int32_t>((i * 37 + 11) % 250);
+        const std::vector<int32_t> ids = fixed_ids(B * S);
         model::Activations a;
         model::allocate_activations(a, w.config, B, S, true, true);
         for (const std::string pattern : {"all", "routers,norms", "embeddings", "lm_head.weight",
