@@ -16,52 +16,37 @@ namespace polymoe::trace {
 
 namespace {
 
-// One forward's routing, kept for the rows' real tokens.
-class RoutingRecorder final : public model::ForwardObserver {
-public:
-    RoutingRecorder(const std::vector<int>& layer_slot, int K, int E, bool logits)
-        : slot_(layer_slot), K_(K), E_(E), logits_(logits) {}
-    // Indices (into the [B*S] batch) of the tokens to keep, set before each forward.
-    std::vector<int64_t> keep;
-    ChunkBuffer* out = nullptr;
-
-    void on_router(int layer,
-                   int64_t,
-                   int64_t,
-                   int64_t,
-                   const float* logits,
-                   const float*,
-                   const int32_t* topk_idx,
-                   const float* topk_weight,
-                   const float*) override {
-        const int r = slot_[static_cast<size_t>(layer)];
-        if (r < 0) return;
-        auto& ex = out->expert[static_cast<size_t>(r)];
-        auto& wt = out->weight[static_cast<size_t>(r)];
-        for (int64_t t : keep)
-            for (int k = 0; k < K_; ++k) {
-                ex.push_back(static_cast<uint16_t>(topk_idx[t * K_ + k]));
-                wt.push_back(topk_weight[t * K_ + k]);
-            }
-        if (logits_) {
-            auto& lg = out->logit[static_cast<size_t>(r)];
-            for (int64_t t : keep)
-                lg.insert(lg.end(), logits + t * E_, logits + (t + 1) * E_);
-        }
-    }
-
-private:
-    std::vector<int> slot_;
-    int K_, E_;
-    bool logits_;
-};
-
 struct Window {
     int64_t doc;       // index within the language's shard set
     int64_t begin, n;  // token range within the document
 };
 
 }  // namespace
+
+void RoutingRecorder::on_router(int layer,
+                                int64_t,
+                                int64_t,
+                                int64_t,
+                                const float* logits,
+                                const float*,
+                                const int32_t* topk_idx,
+                                const float* topk_weight,
+                                const float*) {
+    const int r = slot_[static_cast<size_t>(layer)];
+    if (r < 0) return;
+    auto& ex = out->expert[static_cast<size_t>(r)];
+    auto& wt = out->weight[static_cast<size_t>(r)];
+    for (int64_t t : keep)
+        for (int k = 0; k < K_; ++k) {
+            ex.push_back(static_cast<uint16_t>(topk_idx[t * K_ + k]));
+            wt.push_back(topk_weight[t * K_ + k]);
+        }
+    if (logits_) {
+        auto& lg = out->logit[static_cast<size_t>(r)];
+        for (int64_t t : keep)
+            lg.insert(lg.end(), logits + t * E_, logits + (t + 1) * E_);
+    }
+}
 
 CaptureResult capture_trace(const model::OlmoeWeights& w,
                             const std::string& model_dir,

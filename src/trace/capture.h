@@ -13,10 +13,38 @@
 #include <string>
 #include <vector>
 
+#include "model/observer.h"
 #include "model/params.h"
 #include "trace/trace_file.h"
 
 namespace polymoe::trace {
+
+// One forward's routing, kept for the rows' real tokens: the ForwardObserver that capture_trace
+// (and `polymoe bench trace`) runs the forward with. layer_slot[l]: the chunk's row for model
+// layer l, or -1 when the layer is not recorded.
+class RoutingRecorder final : public model::ForwardObserver {
+public:
+    RoutingRecorder(const std::vector<int>& layer_slot, int K, int E, bool logits)
+        : slot_(layer_slot), K_(K), E_(E), logits_(logits) {}
+    // Indices (into the [B*S] batch) of the tokens to keep, set before each forward.
+    std::vector<int64_t> keep;
+    ChunkBuffer* out = nullptr;
+
+    void on_router(int layer,
+                   int64_t,
+                   int64_t,
+                   int64_t,
+                   const float* logits,
+                   const float*,
+                   const int32_t* topk_idx,
+                   const float* topk_weight,
+                   const float*) override;
+
+private:
+    std::vector<int> slot_;
+    int K_, E_;
+    bool logits_;
+};
 
 struct CaptureOptions {
     std::string split = "heldout";

@@ -416,7 +416,8 @@ TEST_F(Cli, TrainTrainableSubsetWithPeriodicEval) {
 }
 
 // bench --profile: the regions of a training step are disjoint (their sum stays within the mean
-// step) and cover the forward, backward and optimizer; a forward has forward regions only.
+// step) and cover the forward, backward and optimizer; a forward has forward regions only, and a
+// trace (routing capture) the same without the lm head, next to the forward it is compared with.
 TEST_F(Cli, BenchProfileSplitsTheStepIntoDisjointRegions) {
     const std::string common = " --preset micro --seq 64 --repeats 2 --threads 2 --profile --out ";
     Result t = run("bench train --recompute" + common + p("train.jsonl"));
@@ -424,11 +425,14 @@ TEST_F(Cli, BenchProfileSplitsTheStepIntoDisjointRegions) {
     EXPECT_NE(t.out.find("bwd.experts"), std::string::npos) << t.out;  // the stderr table
     Result f = run("bench forward" + common + p("fwd.jsonl"));
     ASSERT_EQ(f.code, 0) << f.out;
-    for (const std::string name : {"train", "fwd"}) {
+    Result tr = run("bench trace" + common + p("trace.jsonl"));
+    ASSERT_EQ(tr.code, 0) << tr.out;
+    for (const std::string name : {"train", "fwd", "trace"}) {
         std::ifstream in(dir / (name + ".jsonl"));
         std::string line;
         ASSERT_TRUE(std::getline(in, line)) << name;
-        const auto prof = nlohmann::json::parse(line).at("profile");
+        const auto j = nlohmann::json::parse(line);
+        const auto prof = j.at("profile");
         std::set<std::string> regions;
         double sum = 0;
         for (const auto& r : prof.at("regions")) {
@@ -446,7 +450,17 @@ TEST_F(Cli, BenchProfileSplitsTheStepIntoDisjointRegions) {
         for (const char* r : {"bwd.head", "bwd.experts", "bwd.attention", "recompute.experts",
                               "bwd.grad_zero", "step.clip", "step.optimizer"})
             EXPECT_EQ(regions.count(r), train ? 1u : 0u) << name << ": " << r;
-        EXPECT_EQ(regions.count("fwd.head"), train ? 0u : 1u) << name;
+        EXPECT_EQ(regions.count("fwd.head"), name == "fwd" ? 1u : 0u) << name;
+        if (name == "trace") {
+            EXPECT_GT(j.at("forward_median_s").get<double>(), 0.0);
+            const double share = j.at("lm_head_flop_share").get<double>();
+            EXPECT_GT(share, 0.0);
+            EXPECT_LT(share, 1.0);
+            EXPECT_DOUBLE_EQ(j.at("target_trace_over_forward_time").get<double>(), 1 - share);
+            EXPECT_NEAR(j.at("trace_over_forward_time").get<double>(),
+                        j.at("median_s").get<double>() / j.at("forward_median_s").get<double>(),
+                        1e-12);
+        }
     }
 }
 
