@@ -137,14 +137,14 @@ int64_t count_targets(const int32_t* mask, int64_t B, int64_t S);
 
 // One training forward and backward of `objective`: the losses (as olmoe_forward's) and their
 // gradient written into `grad` (every element overwritten: it need not be zeroed), laid out by
-// `layout` ([layout.total]): frozen parameters get nothing, and work that only feeds them is skipped (their weight-gradient GEMMs, and the whole
-// backward below the lowest trainable parameter); the gradients that are computed are those of
-// the full backward, bit for bit. The pad embedding row gets no gradient; experts that received
-// no token get zero; top-k selections carry no gradient. `a` comes from
-// allocate_activations(train = true). The lm head and cross-entropy run in chunks of
-// a.head_rows rows: logits of a chunk, then the CE value and its gradient in one pass (the CE
-// gradient does not depend on the router terms), then the lm-head GEMMs, so [T, V] logits are
-// never held; the CE sum runs in row order, so the loss equals olmoe_forward's bit for bit.
+// `layout` ([layout.total]): frozen parameters get nothing, and work that only feeds them is
+// skipped (their weight-gradient GEMMs, and the whole backward below the lowest trainable
+// parameter); the gradients that are computed are those of the full backward, bit for bit. The pad
+// embedding row gets no gradient; experts that received no token get zero; top-k selections carry
+// no gradient. `a` comes from allocate_activations(train = true). The lm head and cross-entropy run
+// in chunks of a.head_rows rows: logits of a chunk, then the CE value and its gradient in one pass
+// (the CE gradient does not depend on the router terms), then the lm-head GEMMs, so [T, V] logits
+// are never held; the CE sum runs in row order, so the loss equals olmoe_forward's bit for bit.
 ForwardResult olmoe_forward_backward(float* grad,
                                      const GradLayout& layout,
                                      Activations& a,

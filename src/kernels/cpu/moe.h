@@ -55,8 +55,9 @@ void moe_forward(float* out,
                  int64_t K);
 
 // dx: [T, H] (assigned); dtopk_weight: [T, K] (assigned); dw_gate, dw_up: [E, I, H] and
-// dw_down: [E, H, I] (assigned, f32: zero for an expert that received no row); ws as left by moe_forward with the same weights, f32 or
-// bf16 (bf16: each expert GEMM as in linear_backward's bf16 mode).
+// dw_down: [E, H, I] (assigned, f32: zero for an expert that received no row); ws as left by
+// moe_forward with the same weights, f32 or bf16 (bf16: each expert GEMM as in linear_backward's
+// bf16 mode).
 void moe_backward(float* dx,
                   float* dtopk_weight,
                   float* dw_gate,
