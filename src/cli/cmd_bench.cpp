@@ -1,9 +1,9 @@
 // polymoe bench forward|trace|train: times the production forward, routing capture (the forward
-// without lm head, recording every layer's top-k through trace::RoutingRecorder, next to the
-// forward with logits timed in the same run), or the production training step
-// (train::train_fixed_batch: forward, backward, clip, AdamW), on a preset shape (weights
-// initialised in memory, no disk), next to the oneDNN GEMM peak measured in the same run (before
-// and after the timed runs; the higher counts), and appends one JSON line (commit, machine,
+// without lm head nor the last layer's experts, recording every layer's top-k through
+// trace::RoutingRecorder, next to the forward with logits timed in the same run), or the production
+// training step (train::train_fixed_batch: forward, backward, clip, AdamW), on a preset shape
+// (weights initialised in memory, no disk), next to the oneDNN GEMM peak measured in the same run
+// (before and after the timed runs; the higher counts), and appends one JSON line (commit, machine,
 // shape, threads, median/p10/p90 seconds, tokens/s, GFLOP/s, share of the GEMM peak = MFU for
 // training, peak RSS). Warm-up first, then the median of N. With --profile the line also carries
 // the time per step of each region of core/profile.h (forward, backward, recomputation,
@@ -63,8 +63,17 @@ double forward_flops(const model::OlmoeConfig& c, int64_t B, int64_t S) {
     return per_layer * double(c.num_hidden_layers) + lm_head_flops(c, B, S);
 }
 
+// The routing capture's FLOPs: the forward without the lm head and without the last layer's
+// experts (the recorder needs every router, and the last router needs nothing above it; see
+// ForwardObserver::last_router_needed).
+double trace_flops(const model::OlmoeConfig& c, int64_t B, int64_t S) {
+    const double last_experts = double(c.num_experts_per_tok) * 6 * double(B * S) *
+                                double(c.intermediate_size) * double(c.hidden_size);
+    return forward_flops(c, B, S) - lm_head_flops(c, B, S) - last_experts;
+}
+
 // Seconds of `repeats` forwards after one warm-up (the profile covers the timed ones); logits
-// false runs without the lm head, with the routing recorder as observer.
+// false runs the routing capture (no lm head, the recorder as observer).
 std::vector<double> time_forward(const model::OlmoeWeights& w,
                                  const std::vector<int32_t>& ids,
                                  int64_t B,
@@ -186,7 +195,8 @@ std::function<void()> register_bench(CLI::App& app) {
         app.add_subcommand("bench", "time the forward or a training step (JSON line per run)");
     c->add_option("what", o->what,
                   "what to time: forward (inference with logits), trace (routing capture: no lm "
-                  "head, top-k recorded; the forward is timed too) or train (forward, backward, "
+                  "head nor last-layer experts, top-k recorded; the forward is timed too) or train "
+                  "(forward, backward, "
                   "clip, AdamW; f32 master weights)")
         ->check(CLI::IsMember({"forward", "trace", "train"}))
         ->capture_default_str();
@@ -267,9 +277,9 @@ std::function<void()> register_bench(CLI::App& app) {
         prof::set_enabled(false);
         const Stats st = stats(times);
         // Training: forward + backward = 3x the forward's model FLOPs (recomputation not counted).
-        // Trace: the forward's FLOPs without the lm head.
+        // Trace: the capture's own FLOPs (trace_flops).
         const double flops = train       ? forward_flops(cfg, B, S) * 3.0
-                             : trace_run ? forward_flops(cfg, B, S) - lm_head_flops(cfg, B, S)
+                             : trace_run ? trace_flops(cfg, B, S)
                                          : forward_flops(cfg, B, S);
         const double peak_after = gemm_ref(), peak = std::max(peak_before, peak_after);
         const double gflops = flops / st.median / 1e9;
@@ -317,6 +327,7 @@ std::function<void()> register_bench(CLI::App& app) {
             j["lm_head_flop_share"] = share;
             j["trace_over_forward_time"] = st.median / fwd;
             j["target_trace_over_forward_time"] = 1 - share;
+            j["trace_over_forward_flops"] = trace_flops(cfg, B, S) / forward_flops(cfg, B, S);
         }
         if (o->profile) {
             // Per step over all timed repetitions, so the shares are of the mean step.

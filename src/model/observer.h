@@ -28,6 +28,13 @@ public:
     virtual void on_hidden(int layer, int64_t T, int64_t H, const float* x) {
         (void)layer, (void)T, (void)H, (void)x;
     }
+    // For an observer that needs router outputs only: the deepest layer whose on_router it needs,
+    // or -1 (the default) when it needs the whole forward. A layer's routing depends only on the
+    // layers below it and its own attention block, so an inference forward without logits then
+    // runs layers 0..n-1 whole, layer n up to its router (its experts, which only feed the layers
+    // above and the lm head, are skipped) and nothing above n; on_hidden is called for layers
+    // below n only, and the router losses it returns cover layers 0..n.
+    virtual int last_router_needed() const { return -1; }
 };
 
 }  // namespace polymoe::model

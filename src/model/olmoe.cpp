@@ -145,7 +145,8 @@ void layer_forward(Activations& a,
                    LayerSaved* sv,
                    k::RouterLossAccumulator* losses,
                    ForwardObserver* observer,
-                   const LayerIntervention* iv) {
+                   const LayerIntervention* iv,
+                   bool experts = true) {
     const OlmoeConfig& c = w.config;
     const int64_t B = a.B, S = a.S, T = B * S, H = c.hidden_size, I = c.intermediate_size,
                   E = c.num_experts, K = c.num_experts_per_tok, NH = c.num_attention_heads,
@@ -261,6 +262,7 @@ void layer_forward(Activations& a,
             observer->on_router(l, T, E, K, a.router_logits.data(), a.probs.data(),
                                 a.topk_idx.data(), a.topk_weight.data(), a.margin.data());
     }
+    if (!experts) return;  // routing only (ForwardObserver::last_router_needed)
     {
         prof::Scope ps(prof::Region::Experts);
         k::moe_forward(a.tmp.data(), a.moe, a.h.data(), a.topk_idx.data(), a.topk_weight.data(),
@@ -309,8 +311,22 @@ ForwardResult forward_layers(Activations& a,
         k::embedding_forward(a.x.data(), ids, w.embed(), T, H);
     }
     k::RouterLossAccumulator router_losses(c.num_hidden_layers, E, K);
-    for (int l = 0; l < c.num_hidden_layers; ++l) {
+    // Routing only: stop at the observer's last needed router (inference without logits).
+    int last = c.num_hidden_layers - 1;
+    bool routing_only = false;
+    if (observer && !a.train && a.logits.empty()) {
+        const int n = observer->last_router_needed();
+        if (n >= 0) {
+            last = std::min(n, last);
+            routing_only = true;
+        }
+    }
+    for (int l = 0; l <= last; ++l) {
         const LayerIntervention* iv = intervention ? intervention->at(l) : nullptr;
+        if (routing_only && l == last) {
+            layer_forward(a, w, l, mask, nullptr, &router_losses, observer, iv, /*experts=*/false);
+            break;
+        }
         if (a.train && a.recompute) {
             LayerSaved& sv = a.saved[l];
             {

@@ -88,6 +88,8 @@ struct ForwardResult {
 // ids: [B, S]; mask: [B, S] (1 token, 0 padding) or null. Ids are validated (0 <= id < V,
 // polymoe::Error otherwise) before any kernel runs. Logits land in a.logits when allocated (ce
 // is then computed too). Inference only: training activations go to olmoe_forward_backward.
+// Without logits, an observer asking for router outputs only (last_router_needed) stops the
+// forward at that layer's router.
 ForwardResult olmoe_forward(Activations& a,
                             const OlmoeWeights& w,
                             const int32_t* ids,

@@ -48,6 +48,13 @@ void RoutingRecorder::on_router(int layer,
     }
 }
 
+int RoutingRecorder::last_router_needed() const {
+    int last = -1;
+    for (size_t l = 0; l < slot_.size(); ++l)
+        if (slot_[l] >= 0) last = static_cast<int>(l);
+    return last;
+}
+
 CaptureResult capture_trace(const model::OlmoeWeights& w,
                             const std::string& model_dir,
                             const std::string& prepared_dir,

@@ -1,6 +1,7 @@
-// Routing capture: runs the production forward (no gradients, no lm head) over the documents of
-// a prepared corpus and records, through the ForwardObserver hook, every real token's top-k
-// experts and routing weights per layer (optionally all router logits) into a trace file.
+// Routing capture: runs the production forward (no gradients, no lm head, nothing above the
+// deepest recorded layer's router) over the documents of a prepared corpus and records, through the
+// ForwardObserver hook, every real token's top-k experts and routing weights per layer (optionally
+// all router logits) into a trace file.
 //
 // Documents are cut into windows of at most `seq` tokens (each window is a fresh context; the
 // trace's position is still the position in the document), windows of one language are taken in
@@ -39,6 +40,8 @@ public:
                    const int32_t* topk_idx,
                    const float* topk_weight,
                    const float*) override;
+    // The deepest recorded layer: the capture needs nothing above its router.
+    int last_router_needed() const override;
 
 private:
     std::vector<int> slot_;

@@ -67,6 +67,9 @@ public:
         }
     }
 
+    // Counts and probabilities of every layer's router; nothing else of the forward.
+    int last_router_needed() const override { return static_cast<int>(s_.L) - 1; }
+
 private:
     double* v_;
     StatsLayout s_;
