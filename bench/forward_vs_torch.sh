@@ -2,7 +2,8 @@
 # End-to-end forward benchmark, recorded (never asserted): polymoe's in-process forward on the
 # tiny preset and on OLMoE-1B-7B dimensions with 2 layers (S 512, f32 and bf16 compute), the
 # whole `polymoe forward` process on a bf16 checkpoint of those dimensions (load + compute +
-# writing all outputs), and the PyTorch reference (bench/torch_forward.py) timed in the same run.
+# writing all outputs), and the PyTorch reference (tools/bench_torch.py forward) timed in the
+# same run.
 # Appends JSON lines to bench/results/<host>.jsonl. Usage: bench/forward_vs_torch.sh [build dir]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,5 +36,6 @@ open(out, "a").write(line + "\n")
 PY
 done
 for dt in f32 bf16; do
-    /usr/bin/python3 bench/torch_forward.py --layers 2 --seq 512 --dtype "$dt" --threads 2 | tee -a "$out"
+    /usr/bin/python3 tools/bench_torch.py forward --layers 2 --seq 512 --dtype "$dt" --threads 2 \
+        | tee -a "$out"
 done

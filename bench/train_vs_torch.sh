@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Training throughput, recorded (never asserted): `polymoe bench train` (the trainer's own step:
 # forward, backward, clip 1.0, AdamW; objective hf_z, f32 master weights) and the PyTorch
-# reference (bench/torch_train.py, same shape, losses and optimizer) timed one after the other in
-# the same run, then the ratio; each for f32 GEMMs and for bf16 compute (polymoe --compute bf16,
+# reference (tools/bench_torch.py train, same shape, losses and optimizer) timed one after the
+# other in the same run, then the ratio; each for f32 GEMMs and for bf16 compute (polymoe --compute bf16,
 # PyTorch autocast bfloat16). Medians over the steps after the first (which
 # allocates); polymoe's line also carries the GEMM peak measured in the same run and the MFU.
 # Shapes: tiny (L4 H256 E16 K4 I128, B x S = 8 x 256) and, with --real-dims, OLMoE's real
@@ -27,7 +27,7 @@ torch_real_steps=${TORCH_REAL_STEPS:-2}
 openblas=/usr/lib/x86_64-linux-gnu/openblas-openmp
 [ -e "$openblas/libblas.so.3" ] || { echo "install libopenblas0-openmp first" >&2; exit 1; }
 
-# run_pair <polymoe bench args...> -- <torch_train.py args...>
+# run_pair <polymoe bench args...> -- <tools/bench_torch.py train args...>
 run_pair() {
     local ours_args=() theirs_args=()
     while [ "$1" != "--" ]; do ours_args+=("$1"); shift; done
@@ -38,7 +38,7 @@ run_pair() {
     ours=$("$bin" bench train "${ours_args[@]}" --repeats "$steps" --threads "$threads" \
         --objective hf_z --compute "$compute" | tail -1)
     echo "$ours" | tee -a "$out"
-    theirs=$(cd bench && LD_LIBRARY_PATH=$openblas /usr/bin/python3 torch_train.py \
+    theirs=$(LD_LIBRARY_PATH=$openblas /usr/bin/python3 tools/bench_torch.py train \
         "${theirs_args[@]}" --steps "$torch_steps" --threads "$threads" --compute "$compute")
     echo "$theirs" | tee -a "$out"
     /usr/bin/python3 -c "import json,sys; a=json.loads(sys.argv[1]); b=json.loads(sys.argv[2]); print(json.dumps({'bench':'train_ratio','compute':a['compute'],'L':a['L'],'H':a['H'],'B':a['B'],'S':a['S'],'threads':a['threads'],'polymoe_over_pytorch': a['tokens_per_s']/b['tokens_per_s'],'polymoe_mfu':a['share_of_gemm_ref']}))" "$ours" "$theirs" | tee -a "$out"
