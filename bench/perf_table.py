@@ -90,6 +90,16 @@ def main():
         ["compute", "L", "H", "B x S", "threads", "polymoe / PyTorch tokens/s", "polymoe MFU"],
         [[j.get("compute", "f32"), j["L"], j["H"], f"{j['B']} x {j['S']}", j["threads"],
           j["polymoe_over_pytorch"], j["polymoe_mfu"]] for j in ratios]) + "\n"
+    traces = latest(lines, "trace", key)
+    if traces:
+        out += "**Routing capture vs forward with logits, same run (`bench trace`)**\n\n" + table(
+            ["date", "commit", "shape", "B x S", "compute", "threads", "forward s", "trace s",
+             "trace / forward", "target", "capture / forward FLOPs", "peak RSS MiB"],
+            [[j.get("date", "")[:10], j.get("commit", ""), shape(j), f"{j['B']} x {j['S']}",
+              compute(j), j.get("threads"), j.get("forward_median_s"), j.get("median_s"),
+              j.get("trace_over_forward_time"), j.get("target_trace_over_forward_time"),
+              j.get("trace_over_forward_flops"), j.get("peak_rss_mib")]
+             for j in sorted(traces, key=shape)]) + "\n"
     real = [j for j in lines if str(j.get("bench", "")).startswith("real_size")]
     real = list({(j["bench"], j.get("B"), j.get("trainable")): j for j in real}.values())
     if real:
