@@ -10,6 +10,52 @@
 
 namespace polymoe::train {
 
+namespace {
+
+struct UpdateCoefs {
+    float shrink, b1, b2, step_size, sqrt_bc2, eps, grad_scale;
+};
+
+// The AdamW update of `len` consecutive elements (decay: the weight-decay mask, or null for all).
+// It is memory-bound (29 bytes per element, ~1 B elements at OLMoE's real dimensions with 2
+// layers), so it must vectorise; checked with -fopt-info-vec. What that needs: a function of its
+// own taking the coefficients by value (inside the parallel_for lambda, with captures, GCC
+// left the loop scalar), the decay test as a multiplier (p * 1 == p exactly), and
+// -fno-math-errno for this file (src/train/CMakeLists.txt): otherwise sqrt keeps a branch to the
+// libm call that sets errno, and "control flow in loop" stops the vectoriser. The file is also
+// built with -ffp-contract=off: every element then gets exactly the operations written, each
+// rounded once, whether it falls in the vector body or a tail (no FMA fused on one path and not
+// the other), so the result does not depend on where thread chunks and segments start.
+void update_range(float* __restrict p,
+                  const float* __restrict g,
+                  float* __restrict m,
+                  float* __restrict v,
+                  const uint8_t* __restrict decay,
+                  int64_t len,
+                  const UpdateCoefs k) {
+    const float shrink = k.shrink, b1 = k.b1, b2 = k.b2, step_size = k.step_size,
+                sqrt_bc2 = k.sqrt_bc2, eps = k.eps, gs = k.grad_scale;
+    if (decay) {
+        for (int64_t i = 0; i < len; ++i) {
+            const float pi = p[i] * (decay[i] ? shrink : 1.0f);
+            const float gi = g[i] * gs;
+            m[i] = b1 * m[i] + (1.0f - b1) * gi;
+            v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+            p[i] = pi - step_size * m[i] / (std::sqrt(v[i]) / sqrt_bc2 + eps);
+        }
+    } else {
+        for (int64_t i = 0; i < len; ++i) {
+            const float pi = p[i] * shrink;
+            const float gi = g[i] * gs;
+            m[i] = b1 * m[i] + (1.0f - b1) * gi;
+            v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+            p[i] = pi - step_size * m[i] / (std::sqrt(v[i]) / sqrt_bc2 + eps);
+        }
+    }
+}
+
+}  // namespace
+
 void AdamW::step(std::vector<float>& params,
                  const std::vector<float>& grads,
                  double lr,
@@ -34,10 +80,8 @@ void AdamW::step(std::vector<float>& params,
     const auto b1 = static_cast<float>(c_.beta1), b2 = static_cast<float>(c_.beta2);
     const auto eps = static_cast<float>(c_.eps);
     const auto shrink = static_cast<float>(1.0 - lr * c_.weight_decay);
-    // Threads split the packed index range; each walks the segments its chunk overlaps. The
-    // inner loop works on restrict pointers with the decay test as a select, so that it
-    // vectorises (the update is memory-bound: 28 bytes per element, ~1 B elements at OLMoE's
-    // real dimensions with 2 layers); the arithmetic is the same element by element.
+    const UpdateCoefs k{shrink, b1, b2, step_size, sqrt_bc2, eps, grad_scale};
+    // Threads split the packed index range; each walks the segments its chunk overlaps.
     float* const pbase = params.data();
     const float* const gbase = grads.data();
     float* const mbase = m_.data();
@@ -49,29 +93,8 @@ void AdamW::step(std::vector<float>& params,
         for (--it; it != segs.end() && it->offset < e; ++it) {
             const int64_t lo = std::max(b, it->offset), hi = std::min(e, it->offset + it->numel);
             const int64_t shift = it->slab - it->offset;  // packed index i -> slab index i + shift
-            float* __restrict p = pbase + lo + shift;
-            const float* __restrict g = gbase + lo;
-            float* __restrict m = mbase + lo;
-            float* __restrict v = vbase + lo;
-            const int64_t len = hi - lo;
-            if (dbase) {
-                const uint8_t* __restrict d = dbase + lo + shift;
-                for (int64_t i = 0; i < len; ++i) {
-                    const float pi = d[i] ? p[i] * shrink : p[i];
-                    const float gi = g[i] * grad_scale;
-                    m[i] = b1 * m[i] + (1.0f - b1) * gi;
-                    v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-                    p[i] = pi - step_size * m[i] / (std::sqrt(v[i]) / sqrt_bc2 + eps);
-                }
-            } else {
-                for (int64_t i = 0; i < len; ++i) {
-                    const float pi = p[i] * shrink;
-                    const float gi = g[i] * grad_scale;
-                    m[i] = b1 * m[i] + (1.0f - b1) * gi;
-                    v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-                    p[i] = pi - step_size * m[i] / (std::sqrt(v[i]) / sqrt_bc2 + eps);
-                }
-            }
+            update_range(pbase + lo + shift, gbase + lo, mbase + lo, vbase + lo,
+                         dbase ? dbase + lo + shift : nullptr, hi - lo, k);
         }
     });
 }
