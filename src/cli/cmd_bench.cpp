@@ -196,8 +196,7 @@ std::function<void()> register_bench(CLI::App& app) {
     c->add_option("what", o->what,
                   "what to time: forward (inference with logits), trace (routing capture: no lm "
                   "head nor last-layer experts, top-k recorded; the forward is timed too) or train "
-                  "(forward, backward, "
-                  "clip, AdamW; f32 master weights)")
+                  "(forward, backward, clip, AdamW; f32 master weights)")
         ->check(CLI::IsMember({"forward", "trace", "train"}))
         ->capture_default_str();
     c->add_option("--preset", o->preset, "model preset (micro, tiny, olmoe-1b-7b)")
