@@ -6,6 +6,7 @@
 
 #include "core/check.h"
 #include "core/error.h"
+#include "core/huge_pages.h"
 #include "core/parallel.h"
 #include "core/profile.h"
 #include "kernels/cpu/attention.h"
@@ -44,7 +45,7 @@ void allocate_activations(
     a.lse.resize(T);
     a.ce_rows.resize(T);
     a.targets.resize(T);
-    a.logits.resize(logits ? T * static_cast<size_t>(c.vocab_size) : 0);
+    resize_huge(a.logits, logits ? T * static_cast<size_t>(c.vocab_size) : 0);
     a.head_rows = 0;
     a.head_chunk.clear();
     if (train) {

@@ -5,6 +5,7 @@
 
 #include "core/check.h"
 #include "core/error.h"
+#include "core/huge_pages.h"
 #include "core/parallel.h"
 #include "core/rng.h"
 #include "io/hf_checkpoint.h"
@@ -110,12 +111,13 @@ GradLayout GradLayout::subset(const ParamTable& t, const std::vector<uint8_t>& t
     return g;
 }
 
-OlmoeWeights::OlmoeWeights(const OlmoeConfig& c, bool allocate_slab)
-    : config(c), table(c), slab(allocate_slab ? static_cast<size_t>(table.total()) : 0, 0.0f) {}
+OlmoeWeights::OlmoeWeights(const OlmoeConfig& c, bool allocate_slab) : config(c), table(c) {
+    if (allocate_slab) resize_huge(slab, static_cast<size_t>(table.total()));
+}
 
 void OlmoeWeights::set_compute_bf16() {
     POLYMOE_CHECK(!resident, "bf16-resident weights already compute in bf16");
-    slab_bf16.resize(slab.size());
+    resize_huge(slab_bf16, slab.size());
     refresh_bf16(0, static_cast<int64_t>(slab.size()));
 }
 
@@ -415,7 +417,7 @@ OlmoeWeights load_resident(ValidatedCheckpoint v) {
         st->small_offset[i] = small_total;
         small_total += params[i].numel;
     }
-    st->small.resize(static_cast<size_t>(small_total));
+    resize_huge(st->small, static_cast<size_t>(small_total));
     for (size_t i = 0; i < params.size(); ++i)
         if (st->small_offset[i] >= 0)
             widen_tensor(st->small.data() + st->small_offset[i], ck, params[i]);
@@ -441,7 +443,7 @@ OlmoeWeights load_resident(ValidatedCheckpoint v) {
     int64_t owned_total = 0;
     for (const auto& r : runs)
         if (!r.mapped) owned_total += r.numel;
-    st->owned.resize(static_cast<size_t>(owned_total));
+    resize_huge(st->owned, static_cast<size_t>(owned_total));
     int64_t owned_at = 0;
     for (const auto& r : runs) {
         const bf16_t* base = r.mapped;

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "core/huge_pages.h"
+
 namespace polymoe::train {
 
 // A run of trainable parameters: slab elements [slab, slab + numel) have their gradients and
@@ -29,7 +31,10 @@ struct AdamWConfig {
 class AdamW {
 public:
     // n: trainable elements (the moments are allocated for these only).
-    AdamW(const AdamWConfig& c, size_t n) : c_(c), m_(n, 0.0f), v_(n, 0.0f) {}
+    AdamW(const AdamWConfig& c, size_t n) : c_(c) {
+        resize_huge(m_, n);
+        resize_huge(v_, n);
+    }
     // One update with learning rate `lr`; `decay[i]` false excludes slab element i from weight
     // decay (empty: decay everything). `grads` and the moments are packed by `segments` (empty:
     // the identity, grads in slab layout); parameters outside every segment are not touched.

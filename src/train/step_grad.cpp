@@ -6,6 +6,7 @@
 
 #include "core/check.h"
 #include "core/error.h"
+#include "core/huge_pages.h"
 #include "core/parallel.h"
 #include "core/profile.h"
 
@@ -113,7 +114,7 @@ StepGradient::StepGradient(const model::OlmoeWeights& w,
     a_.recompute = recompute;
     if (scope_ == LbScope::Global && objective_ != model::Objective::Ce)
         model::allocate_activations(stats_a_, w.config, B_, S_, /*logits=*/false);
-    if (sources_.size() > 1) scratch_.resize(static_cast<size_t>(layout.total));
+    if (sources_.size() > 1) resize_huge(scratch_, static_cast<size_t>(layout.total));
     micro_.resize(sources_.size());
 }
 

@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/fault.h"
+#include "core/huge_pages.h"
 #include "core/profile.h"
 #include "core/resources.h"
 #include "core/timer.h"
@@ -224,7 +225,9 @@ int64_t restore_state(const std::string& dir,
                  cfg.trainable, dir, saved_pattern, params[i].name, saved ? "frozen" : "trainable",
                  saved ? "trainable" : "frozen", saved_pattern);
     }
-    std::vector<float> m(static_cast<size_t>(tr.layout.total)), v(m.size());
+    std::vector<float> m, v;
+    resize_huge(m, static_cast<size_t>(tr.layout.total));
+    resize_huge(v, m.size());
     for (size_t i = 0; i < params.size(); ++i) {
         if (tr.layout.frozen(i)) continue;
         const auto& p = params[i];
@@ -337,7 +340,8 @@ std::vector<StepLog> train(model::OlmoeWeights& w,
     const Trainable tr = make_trainable(w, cfg.trainable);
     StepGradient step_grad(w, tr.layout, sources, cfg.objective, cfg.lb_scope, cfg.recompute, comm);
     AdamW opt(cfg.adam, static_cast<size_t>(tr.layout.total));
-    std::vector<float> grad(static_cast<size_t>(tr.layout.total));
+    std::vector<float> grad;
+    resize_huge(grad, static_cast<size_t>(tr.layout.total));
     int64_t start = 0;
     if (!resume_dir.empty())
         start = restore_state(resume_dir, w, tr, opt, cfg, sources, split, comm.rank());
