@@ -20,6 +20,7 @@
 
 #include "cli/common.h"
 #include "core/error.h"
+#include "core/huge_pages.h"
 #include "core/parallel.h"
 #include "core/profile.h"
 #include "core/rng.h"
@@ -156,15 +157,21 @@ std::string machine() {
 }
 
 // GEMM reference measured now: [M, K] x [N, K]^T through the same oneDNN path, in the compute
-// precision (bf16: including the input rounding), median of 5 after 2 warm-ups.
+// precision (bf16: including the input rounding), median of 5 after 2 warm-ups. The operands
+// get huge pages as the model's weights and activations do, so that the reference and the timed
+// model read memory the same way.
 double gemm_peak_gflops(int64_t M, int64_t N, int64_t K, bool bf16) {
-    std::vector<float> a(M * K), b(N * K), c(M * N);
+    std::vector<float> a, b, c;
+    resize_huge(a, static_cast<size_t>(M * K));
+    resize_huge(b, static_cast<size_t>(N * K));
+    resize_huge(c, static_cast<size_t>(M * N));
     const uint64_t key = rng_key(1, "bench");
     for (size_t i = 0; i < a.size(); ++i)
         a[i] = float(rng_normal(key, i));
     for (size_t i = 0; i < b.size(); ++i)
         b[i] = float(rng_normal(key, a.size() + i));
-    std::vector<bf16_t> bh(b.size());
+    std::vector<bf16_t> bh;
+    resize_huge(bh, b.size());
     convert_from_f32(bh.data(), DType::BF16, b.data(), static_cast<int64_t>(b.size()));
     const kernels::Weight w = bf16 ? kernels::Weight(bh.data()) : kernels::Weight(b.data());
     std::vector<double> t;
